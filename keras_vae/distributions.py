@@ -503,7 +503,8 @@ class MixedObservation(_Observation):
 
     def build(self, input_shape):
         for c in self.components:
-            c.build(input_shape)
+            if not c.built:
+                c.build(input_shape)
 
     def _split_params(self, params):
         return [

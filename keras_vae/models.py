@@ -201,12 +201,12 @@ class HelmholtzMachine(keras.Model):
             return
         shape = (None, self.input_dim)
         for net, head, dim in zip(self.recognition_networks, self.recognition_heads, self.latent_dims):
-            head.build(_build(net, shape))
+            _build(head, _build(net, shape))
             shape = (None, dim)
-        self.observation.build(_build(self.generative_networks[0], (None, self.latent_dims[0])))
+        _build(self.observation, _build(self.generative_networks[0], (None, self.latent_dims[0])))
         for i, head in enumerate(self.generative_heads):
-            head.build(_build(self.generative_networks[i + 1], (None, self.latent_dims[i + 1])))
-        self.prior.build((None, self.latent_dims[-1]))
+            _build(head, _build(self.generative_networks[i + 1], (None, self.latent_dims[i + 1])))
+        _build(self.prior, (None, self.latent_dims[-1]))
         self.built = True
 
     @property
@@ -235,18 +235,21 @@ class HelmholtzMachine(keras.Model):
     # The stochastic hierarchy.
     # ------------------------------------------------------------------
 
-    def recognize(self, x, k=1, training=False, stop_gradient=False):
+    def recognize(self, x, k=1, training=False, stop_gradient=False, seed=None):
         """Sample ``h ~ q(h | x)`` with ``k`` samples per example.
 
         Args:
             x: ``[B, D]``.
             k: samples per example; results are sample-major, ``[k*B, ...]``.
             stop_gradient: treat the samples as constants (wake phases).
+            seed: a ``keras.random.SeedGenerator`` to draw from instead of the
+                model's own (e.g. for reproducible evaluation).
 
         Returns:
             ``(samples, params, log_q)``: per layer, ``[k*B, d_m]`` samples,
             the parameter dicts and ``[k*B]`` ``log q(h_m | h_{m-1})``.
         """
+        seed = self.seed_generator if seed is None else seed
         samples, params, log_q = [], [], []
         h = x
         for i, (net, head) in enumerate(zip(self.recognition_networks, self.recognition_heads)):
@@ -254,7 +257,7 @@ class HelmholtzMachine(keras.Model):
             if i == 0:
                 # q(h_1 | x) is the same for the k copies of x: compute it once.
                 p = _tile(p, k)
-            z = head.sample(p, self.seed_generator)
+            z = head.sample(p, seed)
             if stop_gradient:
                 z = ops.stop_gradient(z)
             samples.append(z)
@@ -282,17 +285,17 @@ class HelmholtzMachine(keras.Model):
         obs = self.observation(self.generative_networks[0](samples[0], training=training))
         return self.observation.log_prob(obs, x), log_p, prior_params
 
-    def terms(self, x, k=1, training=False, stop_gradient=False, analytic_kl=None):
+    def terms(self, x, k=1, training=False, stop_gradient=False, analytic_kl=None, seed=None):
         """All log-probability terms for ``x [B, D]`` and ``k`` samples.
 
         Returns:
             ``objectives.Terms`` with ``[k, B]`` tensors; ``kl_top`` is the
             analytic top-layer KL when ``analytic_kl`` (default: ``kl ==
-            "analytic"``), else None.
+            "analytic"``), else None. ``seed`` is passed to ``recognize``.
         """
         x = ops.cast(x, "float32")
         batch = ops.shape(x)[0]
-        samples, q_params, log_q = self.recognize(x, k, training, stop_gradient)
+        samples, q_params, log_q = self.recognize(x, k, training, stop_gradient, seed)
         log_px, log_p, prior_params = self.generative_log_probs(
             ops.tile(x, (k, 1)) if k > 1 else x, samples, training
         )
@@ -410,10 +413,6 @@ class HelmholtzMachine(keras.Model):
     # ------------------------------------------------------------------
     # Training.
     # ------------------------------------------------------------------
-
-    def compile(self, optimizer="adam", **kwargs):
-        """``keras.Model.compile`` with Adam as the default optimiser; no loss needed."""
-        super().compile(optimizer=optimizer, **kwargs)
 
     def _metric_names(self):
         names = ["loss", "elbo", "reconstruction", "kl"]
@@ -701,9 +700,11 @@ def _deserialize_list(values):
 
 
 def _build(layer, input_shape):
-    """Build ``layer`` for ``input_shape`` and return its output shape."""
+    """Build ``layer`` for ``input_shape`` (once); return its output shape if it has one."""
     if not layer.built:
         layer.build(input_shape)
+    if isinstance(layer, distributions._Head):
+        return None
     return layer.compute_output_shape(input_shape)
 
 

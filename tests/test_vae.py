@@ -1,0 +1,203 @@
+"""VAE: training raises the ELBO, metrics add up, round trips, bad input."""
+
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_vae
+from model_test_base import ModelTestBase
+
+CONFIGS = {
+    "diag_bernoulli": dict(likelihood="bernoulli"),
+    "full_bernoulli": dict(covariance="full"),
+    "gaussian": dict(likelihood="gaussian", kl="mc", n_samples=2),
+    "categorical": dict(likelihood="categorical"),
+    "mixed": dict(likelihood="mixed"),
+    "conv": dict(conv=True),
+}
+
+
+def _make(config, input_dim=64):
+    config = dict(config)
+    if config.pop("conv", False):
+        config["encoder"] = keras_vae.networks.conv_encoder((8, 8), filters=(4,), dense=16)
+        config["decoder"] = keras_vae.networks.conv_decoder((8, 8), filters=(4,), out_channels=2)
+    if config.get("likelihood") == "categorical":
+        config["likelihood"] = keras_vae.CategoricalObservation([3] * input_dim)
+    if config.get("likelihood") == "mixed":
+        half = input_dim // 2
+        config["likelihood"] = keras_vae.MixedObservation(
+            [keras_vae.BernoulliObservation(half), keras_vae.GaussianObservation(input_dim - half - 2),
+             keras_vae.CategoricalObservation([3, 4])]
+        )
+    return keras_vae.VAE(input_dim, latent_dim=3, hidden_dims=(16,), seed=0, **config)
+
+
+def _data(config, x):
+    likelihood = config.get("likelihood")
+    if likelihood == "categorical":
+        return np.round(x * 2).astype("float32")
+    if likelihood == "mixed":
+        x = x.copy()
+        x[:, -2] = np.round(x[:, -2] * 2)
+        x[:, -1] = np.round(x[:, -1] * 3)
+        return x
+    return x
+
+
+class TestVAE(ModelTestBase):
+    @pytest.mark.parametrize("name", sorted(CONFIGS))
+    def test_serialization(self, name):
+        self.run_serialization_test(_make(CONFIGS[name]))
+
+    @pytest.mark.parametrize("name", sorted(CONFIGS))
+    def test_save_load(self, name, digits, tmp_path):
+        x = _data(CONFIGS[name], digits[0][:96])
+        self.run_save_load_test(_make(CONFIGS[name]), x, tmp_path)
+
+    @pytest.mark.parametrize("name", sorted(CONFIGS))
+    def test_fit_predict(self, name, digits):
+        x = _data(CONFIGS[name], digits[0][:96])
+        self.run_fit_predict_test(_make(CONFIGS[name]), x, epochs=1)
+
+    def test_fit_raises_test_elbo(self, binary_digits):
+        train, test = binary_digits
+        model = keras_vae.VAE(64, latent_dim=8, hidden_dims=(64,), seed=0)
+        model.compile(keras.optimizers.Adam(3e-3))
+        before = model.evaluate(test, batch_size=100, verbose=0, return_dict=True)
+        model.fit(train, epochs=15, batch_size=50, verbose=0)
+        after = model.evaluate(test, batch_size=100, verbose=0, return_dict=True)
+        # At initialisation the ELBO is about -45 nats; trained, about -28.
+        assert after["elbo"] > before["elbo"] + 10.0, (before, after)
+        np.testing.assert_allclose(after["elbo"], after["reconstruction"] - after["kl"], rtol=1e-5)
+        assert after["kl"] > 1.0
+        assert after["loss"] == pytest.approx(-after["elbo"])
+
+
+def test_loss_is_negative_elbo_averaged_over_examples(digits):
+    x = digits[0][:40]
+    model = keras_vae.VAE(64, latent_dim=2, hidden_dims=(8,), seed=0, n_samples=3, beta=1.0)
+    terms = model.terms(x, k=3)
+    losses, metrics = model.objective_losses(x)
+    parts = keras_vae.objectives.elbo(terms)
+    assert losses["all"].shape == (40,)
+    # Same seed state is not reused, so compare the structure: loss = rec - kl per example.
+    np.testing.assert_allclose(metrics["loss"], -(metrics["reconstruction"] - metrics["kl"]), rtol=1e-5)
+    assert parts["elbo"].shape == (40,)
+
+
+def test_beta_weights_the_kl_in_the_loss_only(digits):
+    x = digits[0][:20]
+    model = keras_vae.VAE(64, latent_dim=2, hidden_dims=(8,), seed=0, beta=4.0)
+    _, metrics = model.objective_losses(x)
+    np.testing.assert_allclose(metrics["loss"], -(metrics["reconstruction"] - 4.0 * metrics["kl"]), rtol=1e-5)
+
+
+def test_sample_is_reproducible_with_a_seed():
+    model = keras_vae.VAE(64, latent_dim=2, hidden_dims=(8,), seed=0)
+    a, b, c = model.sample(5, seed=3), model.sample(5, seed=3), model.sample(5, seed=4)
+    np.testing.assert_array_equal(a["x"], b["x"])
+    assert not np.array_equal(a["z"], c["z"])
+    assert a["x_mean"].shape == (5, 64) and set(np.unique(a["x"])) <= {0.0, 1.0}
+
+
+def test_mc_and_analytic_kl_agree_in_expectation(digits):
+    x = digits[0][:200]
+    model = keras_vae.VAE(64, latent_dim=4, hidden_dims=(16,), seed=0)
+    analytic = keras_vae.objectives.elbo(model.terms(x, k=500))["kl"]
+    mc = keras_vae.objectives.elbo(model.terms(x, k=500, analytic_kl=False))["kl"]
+    np.testing.assert_allclose(np.mean(mc), np.mean(analytic), rtol=0.02)
+
+
+def test_load_in_fresh_process_gives_same_decode(digits, tmp_path):
+    model = keras_vae.VAE(64, latent_dim=2, hidden_dims=(8,), seed=0)
+    model.compile(optimizer="adam")
+    model.fit(digits[0][:64], epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    z = np.linspace(-2, 2, 10, dtype="float32").reshape(5, 2)
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "expected.npy", keras.ops.convert_to_numpy(model.decode(z)["mean"]))
+    script = textwrap.dedent(
+        f"""
+        import keras, numpy as np
+        import keras_vae
+        m = keras.saving.load_model(r"{tmp_path / 'm.keras'}", safe_mode=True)
+        out = keras.ops.convert_to_numpy(m.decode(np.load(r"{tmp_path / 'z.npy'}"))["mean"])
+        np.testing.assert_allclose(out, np.load(r"{tmp_path / 'expected.npy'}"), atol=1e-6)
+        m.fit(np.load(r"{tmp_path / 'z.npy'}")[:0].reshape(0, 64) if False else np.full((8, 64), 0.5, "float32"), epochs=1, verbose=0)
+        print("OK", type(m).__name__)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "OK VAE" in result.stdout
+
+
+class TestBadInput:
+    @pytest.fixture
+    def model(self):
+        model = keras_vae.VAE(64, latent_dim=2, hidden_dims=(8,), seed=0)
+        model.compile(optimizer="adam")
+        return model
+
+    def test_wrong_feature_size(self, model):
+        with pytest.raises(ValueError, match=r"shape \[batch, 64\]"):
+            model.fit(np.zeros((10, 63), "float32"), verbose=0)
+
+    def test_images_not_flattened(self, model):
+        with pytest.raises(ValueError, match="Flatten"):
+            model.fit(np.zeros((10, 8, 8), "float32"), verbose=0)
+
+    def test_nan_values(self, model):
+        x = np.zeros((10, 64), "float32")
+        x[3, 5] = np.nan
+        with pytest.raises(ValueError, match="NaN/inf.*row 3, column 5"):
+            model.fit(x, verbose=0)
+
+    def test_out_of_range_for_bernoulli(self, model):
+        with pytest.raises(ValueError, match="Bernoulli likelihood needs data in \\[0, 1\\]"):
+            model.fit(np.full((10, 64), 255.0, "float32"), verbose=0)
+
+    def test_empty_array(self, model):
+        with pytest.raises(ValueError, match="empty"):
+            model.fit(np.zeros((0, 64), "float32"), verbose=0)
+
+    def test_empty_dataset(self, model):
+        ds = tf.data.Dataset.from_tensor_slices(np.zeros((0, 64), "float32")).batch(4)
+        with pytest.raises(ValueError, match="dataset is empty"):
+            model.fit(ds, verbose=0)
+
+    def test_bad_dataset_batch_checked(self, model):
+        ds = tf.data.Dataset.from_tensor_slices(np.full((8, 64), 2.0, "float32")).batch(4)
+        with pytest.raises(ValueError, match=r"\[0, 1\]"):
+            model.fit(ds, verbose=0)
+
+    def test_validation_data_checked(self, model):
+        with pytest.raises(ValueError, match="NaN"):
+            model.fit(np.zeros((8, 64), "float32"), validation_data=np.full((4, 64), np.inf, "float32"), verbose=0)
+
+    @pytest.mark.parametrize(
+        "kwargs, match",
+        [
+            (dict(likelihood="poisson"), "Unknown likelihood"),
+            (dict(covariance="banded"), "covariance"),
+            (dict(kl="exact"), "kl must be"),
+            (dict(n_samples=0), "n_samples"),
+            (dict(latent_dim=0), "latent"),
+        ],
+    )
+    def test_unknown_options(self, kwargs, match):
+        with pytest.raises(ValueError, match=match):
+            keras_vae.VAE(64, **kwargs)
+
+    def test_nan_loss_stops_training(self):
+        model = keras_vae.VAE(4, latent_dim=2, hidden_dims=(4,), likelihood="gaussian", seed=0)
+        model.compile(optimizer="adam")
+        with pytest.raises(FloatingPointError, match="loss became"):
+            model.fit(np.full((64, 4), 1e25, "float32"), epochs=3, batch_size=16, verbose=0)
+        assert model.optimizer.iterations.numpy() <= 1
