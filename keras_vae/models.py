@@ -123,8 +123,9 @@ class HelmholtzMachine(keras.Model):
                 "input_dim and every latent size must be positive and there must be "
                 f"at least one stochastic layer; got input_dim={input_dim}, latent_dims={latent_dims}."
             )
-        if hidden_dims and not isinstance(hidden_dims[0], (list, tuple)):
-            hidden_dims = [hidden_dims] * m
+        hidden_dims = list(hidden_dims)
+        if not hidden_dims or not isinstance(hidden_dims[0], (list, tuple)):
+            hidden_dims = [hidden_dims] * m  # One set of widths for every layer.
         self.hidden_dims = [list(h) for h in _per_layer(list(hidden_dims), m, "hidden_dims")]
         self.activation = activation
         self.latent = _per_layer(latent, m, "latent")
@@ -499,12 +500,15 @@ class HelmholtzMachine(keras.Model):
         with tf.GradientTape(persistent=True) as tape:
             losses, metrics = self.objective_losses(x, training=True)
             scaled = {g: self.optimizer.scale_loss(self._global_mean(l)) for g, l in losses.items()}
-        grads, variables = [], []
+        routed = {}
         for group, loss in scaled.items():
-            variables += groups[group]
-            grads += tape.gradient(loss, groups[group])
+            for var, grad in zip(groups[group], tape.gradient(loss, groups[group])):
+                routed[id(var)] = grad
         del tape
-        self.optimizer.apply_gradients(zip(grads, variables))
+        # Apply in trainable_variables order, the order the optimizer's slots
+        # are restored in when a saved model is loaded.
+        variables = self.trainable_variables
+        self.optimizer.apply_gradients(zip([routed.get(id(v)) for v in variables], variables))
         return self._record(metrics)
 
     def test_step(self, data):
