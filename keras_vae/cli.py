@@ -199,6 +199,40 @@ def _image_shape(text):
     return tuple(_ints(text))
 
 
+PLOTS = ("samples", "reconstructions", "manifold", "latent", "traversal", "history")
+
+
+def plot(args):
+    """Draw one of the package's figures for a saved model (or a run's history)."""
+    from keras_vae import datasets
+    from keras_vae import plotting
+
+    if args.kind == "history":
+        plotting.plot_history(args.model, path=args.out)
+        print(f"wrote {args.out}")
+        return 0
+    model = _load(args.model)
+    shape = args.image_shape or (datasets.image_shape(args.dataset) if args.dataset else None)
+    if args.kind == "samples":
+        plotting.plot_samples(model, n=args.n, image_shape=shape, seed=args.seed, path=args.out)
+    elif args.kind == "manifold":
+        plotting.plot_manifold(model, image_shape=shape, path=args.out)
+    elif args.kind == "traversal":
+        plotting.plot_traversal(model, image_shape=shape, path=args.out)
+    else:
+        if not args.dataset:
+            raise ValueError(f"--kind {args.kind} needs --dataset to draw test examples from.")
+        x, y = datasets.load_arrays(args.dataset, "test", path=args.data_path, data_dir=args.data_dir)
+        if args.binarization != "none":
+            x = datasets.binarize(x, "static", seed=1234)
+        if args.kind == "reconstructions":
+            plotting.plot_reconstructions(model, x, n=args.n, image_shape=shape, path=args.out)
+        else:
+            plotting.plot_latent_space(model, x[: args.max_points], y[: args.max_points], path=args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
 def make_parser():
     parser = argparse.ArgumentParser(
         prog="keras-vae", description="Variational autoencoders and Helmholtz machines for Keras 3."
@@ -216,6 +250,20 @@ def make_parser():
     p.add_argument("--image-shape", type=_image_shape, default=None, help="e.g. 28,28 (default: square)")
     p.add_argument("--out", default="samples.png")
     p.set_defaults(func=sample)
+
+    p = sub.add_parser("plot", help="figures of a saved model: " + ", ".join(PLOTS))
+    p.add_argument("model", help="a .keras file (for --kind history: a history.json)")
+    p.add_argument("--kind", default="samples", choices=PLOTS)
+    p.add_argument("--dataset", default=None, help="dataset for image shape and test examples (e.g. digits)")
+    p.add_argument("--data-path", default=None)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--binarization", default="none", choices=("none", "static"))
+    p.add_argument("--image-shape", type=_image_shape, default=None, help="e.g. 28,28")
+    p.add_argument("--n", type=int, default=16, help="images for samples/reconstructions")
+    p.add_argument("--max-points", type=int, default=2000, help="points in the latent scatter")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="plot.png")
+    p.set_defaults(func=plot)
     return parser
 
 
