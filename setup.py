@@ -25,6 +25,8 @@ setup(
         # keras-vae itself only uses Keras 3.
         "tensorflow-probability[tf]>=0.25,<0.26",
         "tensorflow-datasets>=4.9",
+        # tensorflow-datasets imports it but does not declare it.
+        "importlib_resources>=5.0",
         "numpy>=1.26",
         "scikit-learn>=1.3",
         "matplotlib>=3.7",

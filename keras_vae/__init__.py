@@ -7,9 +7,11 @@ evaluation, plots and export for serving.
 """
 
 from keras_vae import callbacks
+from keras_vae import datasets
 from keras_vae import distributions
 from keras_vae import networks
 from keras_vae import objectives
+from keras_vae import plotting
 from keras_vae.callbacks import StopOnNaN
 from keras_vae.distributions import BernoulliLatent
 from keras_vae.distributions import BernoulliObservation

@@ -55,7 +55,7 @@ def _add_train_arguments(parser):
     model.add_argument("--kl", default="analytic", choices=("analytic", "mc"))
     model.add_argument("--beta", type=float, default=1.0)
     train = parser.add_argument_group("training")
-    train.add_argument("--epochs", type=int, default=60)
+    train.add_argument("--epochs", type=int, default=200)
     train.add_argument("--batch-size", type=int, default=100)
     train.add_argument("--learning-rate", type=float, default=1e-3)
     train.add_argument("--seed", type=int, default=0)
@@ -181,7 +181,7 @@ def _load(path):
     import keras_vae  # noqa: F401  (registers the serialisable classes)
 
     if not os.path.exists(path):
-        raise SystemExit(f"error: no model file at {path}")
+        raise FileNotFoundError(f"no model file at {path}")
     return keras.saving.load_model(path)
 
 

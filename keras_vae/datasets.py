@@ -1,0 +1,288 @@
+"""Image datasets as flat float32 arrays and ``tf.data`` pipelines.
+
+``digits`` is scikit-learn's bundled 8x8 digits (no download). ``mnist`` and
+``fashion_mnist`` come from a local ``.npz`` in the Keras ``mnist.npz`` layout
+(``path=`` or the environment variables ``KERAS_VAE_MNIST_PATH`` /
+``KERAS_VAE_FASHION_MNIST_PATH``) or else from tensorflow-datasets. Pixels are
+scaled to [0, 1]; :func:`load` can binarise them statically (once, seeded) or
+dynamically (a fresh Bernoulli draw every epoch, as in Burda et al., 2015).
+"""
+
+import functools
+import os
+
+import numpy as np
+import tensorflow as tf
+
+DATASETS = ("digits", "mnist", "fashion_mnist")
+SPLITS = ("train", "test")
+BINARIZATIONS = ("none", "static", "dynamic")
+
+_IMAGE_SHAPES = {"digits": (8, 8), "mnist": (28, 28), "fashion_mnist": (28, 28)}
+_ENV_VARS = {"mnist": "KERAS_VAE_MNIST_PATH", "fashion_mnist": "KERAS_VAE_FASHION_MNIST_PATH"}
+_NPZ_LAYOUT = (
+    "a .npz in the Keras mnist.npz layout: x_train [N, 28, 28] and x_test [M, 28, 28] "
+    "with pixel values 0..255 (uint8), y_train [N] and y_test [M] integer labels"
+)
+_DIGITS_TEST_FRACTION = 0.2
+_DIGITS_RANDOM_STATE = 0
+
+
+def _check_name(name):
+    if name not in DATASETS:
+        raise ValueError(f"Unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}.")
+
+
+def _check_split(split):
+    if split not in SPLITS:
+        raise ValueError(f"Unknown split {split!r}; expected 'train' or 'test'.")
+
+
+def image_shape(name):
+    """Image shape of a dataset, to reshape its flat rows for display.
+
+    Args:
+        name: one of ``DATASETS``.
+
+    Returns:
+        ``(height, width)``: ``(8, 8)`` for digits, ``(28, 28)`` for mnist and
+        fashion_mnist.
+
+    Raises:
+        ValueError: unknown ``name``.
+    """
+    _check_name(name)
+    return _IMAGE_SHAPES[name]
+
+
+def load_arrays(name, split="train", path=None, data_dir=None):
+    """Loads one split of a dataset as flat numpy arrays.
+
+    Results are cached in-process per (name, split, file or data_dir); a local
+    file is re-read when its modification time or size changes. The returned
+    arrays are read-only views of the cache: copy them to modify.
+
+    Args:
+        name: one of ``DATASETS``.
+        split: ``"train"`` or ``"test"``. For digits, a fixed stratified
+            80/20 split of the 1797 images (1437 train, 360 test).
+        path: local ``.npz`` in the Keras ``mnist.npz`` layout (mnist and
+            fashion_mnist only). Defaults to the environment variable
+            ``KERAS_VAE_MNIST_PATH`` / ``KERAS_VAE_FASHION_MNIST_PATH``, and
+            without either, tensorflow-datasets is used.
+        data_dir: tensorflow-datasets data directory (when no file is used).
+
+    Returns:
+        ``(x, y)``: ``x`` float32 ``[N, D]`` pixel intensities in [0, 1]
+        (``D`` = 64 for digits, 784 for mnist and fashion_mnist), ``y`` int32
+        ``[N]`` class labels.
+
+    Raises:
+        ValueError: unknown name or split, a path for digits, or a malformed file.
+        FileNotFoundError: ``path`` (or the environment variable) names no file.
+        RuntimeError: tensorflow-datasets could not download or prepare the data.
+    """
+    _check_name(name)
+    _check_split(split)
+    if name == "digits":
+        if path is not None or data_dir is not None:
+            raise ValueError("The digits dataset is bundled with scikit-learn; it takes no path or data_dir.")
+        x, y = _cached_arrays(name, split, None, None, None)
+    else:
+        path = _resolve_path(name, path)
+        if path is None:
+            x, y = _cached_arrays(name, split, None, None, data_dir)
+        else:
+            stat = os.stat(path)
+            x, y = _cached_arrays(name, split, path, (stat.st_mtime_ns, stat.st_size), None)
+    return x.view(), y.view()
+
+
+def _resolve_path(name, path):
+    """Absolute path of the local file for ``name``, or None to use tfds."""
+    origin = "path="
+    if path is None:
+        path = os.environ.get(_ENV_VARS[name]) or None
+        origin = f"environment variable {_ENV_VARS[name]}"
+    if path is None:
+        return None
+    path = os.path.abspath(os.path.expanduser(os.fspath(path)))
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No such file: {path} (from {origin}); expected {_NPZ_LAYOUT}.")
+    return path
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_arrays(name, split, path, file_stamp, data_dir):
+    """Loads and freezes ``(x, y)``; ``file_stamp`` only keys the cache."""
+    if name == "digits":
+        x, y = _digits(split)
+    elif path is not None:
+        x, y = _read_npz(name, split, path)
+    else:
+        x, y = _tfds(name, split, data_dir)
+    x.flags.writeable = False
+    y.flags.writeable = False
+    return x, y
+
+
+def _digits(split):
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    x = (digits.data / 16.0).astype(np.float32)
+    y = digits.target.astype(np.int32)
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, y, test_size=_DIGITS_TEST_FRACTION, stratify=y, random_state=_DIGITS_RANDOM_STATE
+    )
+    return (x_train, y_train) if split == "train" else (x_test, y_test)
+
+
+def _read_npz(name, split, path):
+    keys = (f"x_{split}", f"y_{split}")
+    with np.load(path, allow_pickle=False) as data:
+        missing = [k for k in keys if k not in data.files]
+        if missing:
+            raise ValueError(
+                f"{path} lacks key(s) {', '.join(missing)} (has {', '.join(data.files) or 'none'}); "
+                f"expected {_NPZ_LAYOUT}."
+            )
+        x, y = data[keys[0]], data[keys[1]]
+    return _to_flat(name, x, y, source=path)
+
+
+def _tfds(name, split, data_dir):
+    env_var = _ENV_VARS[name]
+    try:
+        import tensorflow_datasets as tfds
+
+        x, y = tfds.as_numpy(
+            tfds.load(name, split=split, data_dir=data_dir, batch_size=-1, as_supervised=True)
+        )
+    except Exception as exc:
+        raise RuntimeError(
+            f"Could not download or prepare {name!r} with tensorflow-datasets ({type(exc).__name__}: {exc}). "
+            f"Offline, pass a local file with path=... (--data-path on the command line) or set the "
+            f"environment variable {env_var}; the file must be {_NPZ_LAYOUT}."
+        ) from exc
+    return _to_flat(name, x, y, source=f"tensorflow-datasets {name}/{split}")
+
+
+def _to_flat(name, x, y, source):
+    """Checks raw 0..255 images and labels; returns float32 [N, D] in [0, 1] and int32 [N]."""
+    x, y = np.asarray(x), np.asarray(y)
+    dim = int(np.prod(_IMAGE_SHAPES[name]))
+    if x.ndim < 2 or int(np.prod(x.shape[1:])) != dim:
+        raise ValueError(f"{source}: images have shape {x.shape}; expected [N, {dim}] pixels per image.")
+    if y.shape != (x.shape[0],):
+        raise ValueError(f"{source}: labels have shape {y.shape}; expected ({x.shape[0]},).")
+    if not (np.issubdtype(x.dtype, np.number) and np.issubdtype(y.dtype, np.integer)):
+        raise ValueError(f"{source}: need numeric images and integer labels, got {x.dtype} and {y.dtype}.")
+    x = x.reshape(x.shape[0], dim).astype(np.float32)
+    if x.size and not (np.isfinite(x).all() and x.min() >= 0.0 and x.max() <= 255.0):
+        raise ValueError(f"{source}: pixel values must be finite and in [0, 255].")
+    return x / np.float32(255.0), y.astype(np.int32)
+
+
+def binarize(x, method="static", seed=0):
+    """Binarises intensities in [0, 1].
+
+    Args:
+        x: array of probabilities in [0, 1], any shape.
+        method: ``"static"``: one Bernoulli(x) draw per entry from
+            ``np.random.default_rng(seed)`` (so a fixed seed gives a fixed
+            result); ``"threshold"``: ``x > 0.5``.
+        seed: seed of the static draw.
+
+    Returns:
+        float32 array of 0s and 1s with the shape of ``x``.
+
+    Raises:
+        ValueError: unknown ``method`` or values outside [0, 1] (or NaN).
+    """
+    if method not in ("static", "threshold"):
+        raise ValueError(f"Unknown binarization method {method!r}; expected 'static' or 'threshold'.")
+    x = np.asarray(x, dtype=np.float32)
+    if x.size and not (x.min() >= 0.0 and x.max() <= 1.0):  # NaN fails both comparisons
+        raise ValueError("binarize needs values in [0, 1].")
+    if method == "threshold":
+        return (x > 0.5).astype(np.float32)
+    return (np.random.default_rng(seed).random(x.shape) < x).astype(np.float32)
+
+
+def load(
+    name,
+    split="train",
+    batch_size=100,
+    binarization="none",
+    shuffle=None,
+    seed=0,
+    path=None,
+    data_dir=None,
+    drop_remainder=False,
+    limit=None,
+):
+    """A ``tf.data`` pipeline of flat image batches (no labels).
+
+    Args:
+        name: one of ``DATASETS``.
+        split: ``"train"`` or ``"test"``.
+        batch_size: examples per batch, >= 1.
+        binarization: ``"none"`` (intensities in [0, 1]); ``"static"`` (one
+            seeded Bernoulli draw, :func:`binarize`, before batching);
+            ``"dynamic"`` (a fresh Bernoulli draw of every batch each time it
+            is produced, so each epoch differs; reproducible for a seed).
+        shuffle: shuffle the whole split, afresh each epoch; defaults to True
+            for ``"train"`` and False otherwise.
+        seed: seed of the shuffle and of the binarisation.
+        path: local ``.npz`` file, see :func:`load_arrays`.
+        data_dir: tensorflow-datasets data directory, see :func:`load_arrays`.
+        drop_remainder: drop a last batch smaller than ``batch_size``.
+        limit: keep only the first ``limit`` examples of the split.
+
+    Returns:
+        ``tf.data.Dataset`` of float32 ``[batch, D]`` tensors.
+
+    Raises:
+        ValueError: unknown name, split or binarization, ``batch_size < 1``,
+            negative ``limit``, or no data (``limit=0``, or fewer examples than
+            ``batch_size`` with ``drop_remainder``); see also :func:`load_arrays`.
+    """
+    _check_name(name)
+    _check_split(split)
+    if binarization not in BINARIZATIONS:
+        raise ValueError(f"Unknown binarization {binarization!r}; options: {', '.join(BINARIZATIONS)}.")
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    if limit is not None and (int(limit) != limit or limit < 0):
+        raise ValueError(f"limit must be a non-negative integer or None, got {limit!r}.")
+    batch_size = int(batch_size)
+    x, _ = load_arrays(name, split, path=path, data_dir=data_dir)
+    if limit is not None:
+        x = x[: int(limit)]
+    if len(x) == 0 or (drop_remainder and len(x) < batch_size):
+        raise ValueError(
+            f"empty dataset: {len(x)} examples of {name}/{split} (limit={limit}) "
+            f"give no batch of {batch_size} (drop_remainder={drop_remainder})."
+        )
+    if binarization == "static":
+        x = binarize(x, "static", seed=seed)
+    if shuffle is None:
+        shuffle = split == "train"
+
+    ds = tf.data.Dataset.from_tensor_slices(x)
+    if shuffle:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    if binarization == "dynamic":
+        # One [2] stateless seed per batch, from a stream that differs every
+        # epoch but is fixed by `seed`.
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip((ds, seeds)).map(_bernoulli, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _bernoulli(probs, seed):
+    """One Bernoulli(probs) draw of a whole batch; uniform in [0, 1) so 0 and 1 are exact."""
+    return tf.cast(tf.random.stateless_uniform(tf.shape(probs), seed=seed) < probs, tf.float32)
