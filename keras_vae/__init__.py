@@ -9,6 +9,8 @@ evaluation, plots and export for serving.
 from keras_vae import callbacks
 from keras_vae import datasets
 from keras_vae import distributions
+from keras_vae import evaluation
+from keras_vae import export
 from keras_vae import networks
 from keras_vae import objectives
 from keras_vae import plotting

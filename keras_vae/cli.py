@@ -251,6 +251,12 @@ def make_parser():
     p.add_argument("--out", default="samples.png")
     p.set_defaults(func=sample)
 
+    from keras_vae import export
+
+    p = sub.add_parser("export", help="export a trained model for TF Serving and TFLite/LiteRT")
+    export.add_cli_arguments(p)
+    p.set_defaults(func=export.run_cli)
+
     p = sub.add_parser("plot", help="figures of a saved model: " + ", ".join(PLOTS))
     p.add_argument("model", help="a .keras file (for --kind history: a history.json)")
     p.add_argument("--kind", default="samples", choices=PLOTS)

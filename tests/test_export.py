@@ -1,0 +1,529 @@
+"""Export: SavedModel signatures checked in a TensorFlow-only process, TFLite
+files run through LiteRT with builtin ops only, metadata, bad input, examples.
+
+Every model configuration is exported once (module fixture) with perturbed
+initial weights (``allow_untrained=True``); one trained model covers the
+untrained-model check, the CLI helpers and the ``export/`` examples.
+"""
+
+import argparse
+import importlib.util
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from ai_edge_litert import schema_py_generated as schema
+from ai_edge_litert.interpreter import Interpreter
+from PIL import Image
+
+import keras_vae
+from keras_vae import export
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+_ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+
+#: Float .tflite vs Keras.
+FLOAT_ATOL = 1e-5
+#: Dynamic-range quantised .tflite vs Keras (int8 weights: ~5e-3 measured).
+QUANTIZED_TOL = 5e-2
+
+
+def _mixed():
+    return keras_vae.MixedObservation(
+        [keras_vae.BernoulliObservation(4), keras_vae.GaussianObservation(3), keras_vae.CategoricalObservation([3])]
+    )
+
+
+# name -> (model factory, decode outputs, encode outputs)
+CONFIGS = {
+    "vae_diag": (
+        lambda: keras_vae.VAE(16, latent_dim=2, hidden_dims=(16,), seed=0),
+        {"logits", "probs", "mean"},
+        {"loc", "scale"},
+    ),
+    "vae_full": (
+        lambda: keras_vae.VAE(16, latent_dim=3, hidden_dims=(16,), covariance="full", seed=0),
+        {"logits", "probs", "mean"},
+        {"loc", "scale_tril"},
+    ),
+    "vae_gaussian": (
+        lambda: keras_vae.VAE(16, latent_dim=2, hidden_dims=(16,), likelihood="gaussian", seed=0),
+        {"loc", "scale", "mean"},
+        {"loc", "scale"},
+    ),
+    "vae_categorical": (
+        lambda: keras_vae.VAE(
+            2, latent_dim=2, hidden_dims=(16,), likelihood=keras_vae.CategoricalObservation([3, 4]), seed=0
+        ),
+        {"logits", "probs", "mean"},
+        {"loc", "scale"},
+    ),
+    "vae_mixed": (
+        lambda: keras_vae.VAE(8, latent_dim=2, hidden_dims=(16,), likelihood=_mixed(), seed=0),
+        {"c0_logits", "c0_probs", "c1_loc", "c1_scale", "c2_logits", "c2_probs", "mean"},
+        {"loc", "scale"},
+    ),
+    "vae_conv": (
+        lambda: keras_vae.VAE(
+            64,
+            latent_dim=2,
+            encoder=keras_vae.networks.conv_encoder((8, 8), filters=(4,), dense=16),
+            decoder=keras_vae.networks.conv_decoder((8, 8), filters=(4,), out_channels=2),
+            seed=0,
+        ),
+        {"logits", "probs", "mean"},
+        {"loc", "scale"},
+    ),
+    "hm_two_layer": (
+        lambda: keras_vae.HelmholtzMachine(16, latent_dims=(8, 4), hidden_dims=(16,), seed=0),
+        {"logits", "probs", "mean"},
+        {"loc", "scale"},
+    ),
+    "hm_bernoulli_wake_sleep": (
+        lambda: keras_vae.HelmholtzMachine(
+            16, latent_dims=(8, 4), hidden_dims=(16,), latent="bernoulli", objective="wake_sleep", seed=0
+        ),
+        {"logits", "probs", "mean"},
+        {"logits"},
+    ),
+}
+NAMES = sorted(CONFIGS)
+
+
+def _numpy(outputs):
+    return {k: np.asarray(keras.ops.convert_to_numpy(v)) for k, v in outputs.items()}
+
+
+def _perturbed(factory):
+    """A model whose every float weight is moved off its initial value (non-zero biases)."""
+    model = factory()
+    rng = np.random.default_rng(0)
+    for v in model.weights:
+        if "float" in str(v.dtype):
+            v.assign(v.numpy() + rng.normal(scale=0.3, size=v.shape).astype("float32"))
+    return model
+
+
+class Exported:
+    """One exported configuration: the model, inputs, Keras outputs and paths."""
+
+    def __init__(self, name, root):
+        self.name = name
+        self.model = _perturbed(CONFIGS[name][0])
+        rng = np.random.default_rng(1)
+        self.z = rng.normal(size=(5, self.model.latent_dim)).astype("float32")
+        self.x = _numpy(self.model.sample(5, seed=0))["x"]  # Valid data of every family.
+        self.decoded = _numpy(self.model.decode(self.z))
+        self.encoded = _numpy(self.model.encode(self.x))
+        self.paths = export.export_model(self.model, root / name, allow_untrained=True)
+        self.metadata = json.loads(pathlib.Path(self.paths["metadata"]).read_text())
+        np.savez(root / f"{name}.npz", z=self.z, x=self.x)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("exports")
+    return {name: Exported(name, root) for name in NAMES}
+
+
+# Runs with TensorFlow only: loads each SavedModel and records its outputs.
+_TF_ONLY_CHECKS = textwrap.dedent(
+    """
+    import json, pathlib, sys
+    import numpy as np
+    import tensorflow as tf
+
+    def op_types(fn):
+        graph_def = fn.graph.as_graph_def()
+        types = {n.op for n in graph_def.node}
+        for f in graph_def.library.function:
+            types.update(n.op for n in f.node_def)
+        return types
+
+    def rejects(fn, **inputs):
+        try:
+            fn(**inputs)
+        except (TypeError, ValueError, tf.errors.InvalidArgumentError) as err:
+            return type(err).__name__
+        return None
+
+    root, names, out = pathlib.Path(sys.argv[1]), sys.argv[2].split(","), {}
+    for name in names:
+        data = np.load(root / f"{name}.npz")
+        loaded = tf.saved_model.load(str(root / name / "saved_model"))
+        sigs = loaded.signatures
+        decode, encode, sample = sigs["decode"], sigs["encode"], sigs["sample"]
+        z, x = tf.constant(data["z"]), tf.constant(data["x"])
+        draw = lambda n, seed: {k: v.numpy() for k, v in sample(
+            num_samples=tf.constant(n), seed=tf.constant(seed, tf.int64)).items()}
+        a, b, c = draw(16, 7), draw(16, 7), draw(16, 8)
+        bad_z = tf.zeros([2, z.shape[1] + 1])
+        out[name] = {
+            "signatures": sorted(sigs.keys()),
+            "decode": {k: v.numpy().tolist() for k, v in decode(z=z).items()},
+            "serving_default": {k: v.numpy().tolist() for k, v in sigs["serving_default"](z=z).items()},
+            "encode": {k: v.numpy().tolist() for k, v in encode(x=x).items()},
+            "sample_keys": sorted(a),
+            "sample_shapes": {k: list(v.shape) for k, v in a.items()},
+            "sample_repeatable": all(np.array_equal(a[k], b[k]) for k in a),
+            "sample_seeds_differ": not np.array_equal(a["z"], c["z"]),
+            "sample_z_values": sorted(set(np.unique(a["z"]).round(6).tolist()))[:3],
+            "sample_x_mean_error": float(np.abs(decode(z=tf.constant(a["z"]))["mean"].numpy() - a["x_mean"]).max()),
+            "random_ops": {s: sorted(t for t in op_types(sigs[s]) if "Random" in t) for s in sigs.keys()},
+            "rejects": {
+                "decode_wrong_width": rejects(decode, z=bad_z),
+                "decode_float64": rejects(decode, z=tf.cast(z, tf.float64)),
+                "decode_rank_1": rejects(decode, z=z[0]),
+                "encode_wrong_width": rejects(encode, x=tf.zeros([2, x.shape[1] + 1])),
+                "sample_vector_seed": rejects(sample, num_samples=tf.constant(2), seed=tf.constant([1, 2], tf.int64)),
+                "sample_negative": rejects(sample, num_samples=tf.constant(-1), seed=tf.constant(0, tf.int64)),
+            },
+        }
+    out["keras_vae_imported"] = "keras_vae" in sys.modules
+    print("RESULTS" + json.dumps(out))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def tf_only(exported):
+    """Results of ``_TF_ONLY_CHECKS`` for every configuration, from one subprocess."""
+    root = pathlib.Path(next(iter(exported.values())).paths["saved_model"]).parents[1]
+    proc = subprocess.run(
+        [sys.executable, "-c", _TF_ONLY_CHECKS, str(root), ",".join(NAMES)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=root,
+        env=_ENV,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = next(line for line in proc.stdout.splitlines() if line.startswith("RESULTS"))
+    return json.loads(line[len("RESULTS") :])
+
+
+# ---------------------------------------------------------------------------
+# SavedModel.
+# ---------------------------------------------------------------------------
+
+
+def test_saved_model_loads_without_keras_vae(tf_only):
+    assert tf_only["keras_vae_imported"] is False
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_saved_model_matches_keras(name, exported, tf_only):
+    case, result = exported[name], tf_only[name]
+    assert result["signatures"] == ["decode", "encode", "sample", "serving_default"]
+    _, decode_keys, encode_keys = CONFIGS[name]
+    assert set(case.decoded) == decode_keys and set(case.encoded) == encode_keys
+    for signature, expected in (("decode", case.decoded), ("serving_default", case.decoded), ("encode", case.encoded)):
+        assert set(result[signature]) == set(expected), signature
+        for key, value in expected.items():
+            np.testing.assert_allclose(result[signature][key], value, atol=1e-5, err_msg=f"{signature}/{key}")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_sample_is_seeded_and_decodes_its_codes(name, exported, tf_only):
+    model, result = exported[name].model, tf_only[name]
+    assert result["sample_keys"] == ["x_mean", "z"]
+    assert result["sample_shapes"] == {"z": [16, model.latent_dim], "x_mean": [16, model.input_dim]}
+    assert result["sample_repeatable"] and result["sample_seeds_differ"]
+    assert result["sample_x_mean_error"] < 1e-6
+    if model.latent[-1] == "bernoulli":
+        assert result["sample_z_values"] == [0.0, 1.0]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_signatures_reject_wrong_inputs(name, tf_only):
+    rejected = tf_only[name]["rejects"]
+    assert all(rejected.values()), rejected
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_decode_and_encode_graphs_have_no_random_ops(name, exported, tf_only):
+    signatures = export.ServingModule(exported[name].model).signatures()
+    assert export.random_op_types(signatures["decode"]) == []
+    assert export.random_op_types(signatures["encode"]) == []
+    # The scanner does see random ops where they are: sample's stateless draw.
+    assert any(t.startswith("Stateless") for t in export.random_op_types(signatures["sample"]))
+    # And so does a TensorFlow-only scan of the reloaded SavedModel.
+    loaded = tf_only[name]["random_ops"]
+    assert loaded["decode"] == loaded["encode"] == loaded["serving_default"] == [] != loaded["sample"]
+
+
+def test_saved_model_cli_lists_named_signatures(exported):
+    path = exported["vae_mixed"].paths["saved_model"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "show", "--dir", path, "--all"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_ENV,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    blocks = {}
+    for block in proc.stdout.split("signature_def['")[1:]:
+        blocks[block.split("'", 1)[0]] = block
+    assert {"decode", "encode", "sample", "serving_default"} <= set(blocks)
+    expected = {
+        "decode": (["z"], CONFIGS["vae_mixed"][1]),
+        "serving_default": (["z"], CONFIGS["vae_mixed"][1]),
+        "encode": (["x"], {"loc", "scale"}),
+        "sample": (["num_samples", "seed"], {"x_mean", "z"}),
+    }
+    for name, (inputs, outputs) in expected.items():
+        given, returned = blocks[name].split("The given SavedModel SignatureDef contains the following output(s):")
+        for key in inputs:
+            assert f"inputs['{key}'] tensor_info:" in given, (name, key)
+        for key in outputs:
+            assert f"outputs['{key}'] tensor_info:" in returned, (name, key)
+    assert "shape: (-1, 2)" in blocks["decode"] and "dtype: DT_INT64" in blocks["sample"]
+
+
+# ---------------------------------------------------------------------------
+# TFLite / LiteRT.
+# ---------------------------------------------------------------------------
+
+
+def _run(path, signature, **inputs):
+    return Interpreter(model_path=path).get_signature_runner(signature)(**inputs)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_tflite_matches_keras(name, exported):
+    case = exported[name]
+    for signature, file, inputs, expected in (
+        ("decode", "decoder", {"z": case.z}, case.decoded),
+        ("encode", "encoder", {"x": case.x}, case.encoded),
+    ):
+        outputs = _run(case.paths[file], signature, **inputs)
+        assert set(outputs) == set(expected), signature
+        for key, value in expected.items():
+            np.testing.assert_allclose(outputs[key], value, atol=FLOAT_ATOL, err_msg=f"{signature}/{key}")
+        # The batch dimension is dynamic: one example works too.
+        one = _run(case.paths[file], signature, **{k: v[:1] for k, v in inputs.items()})
+        for key, value in expected.items():
+            np.testing.assert_allclose(one[key], value[:1], atol=FLOAT_ATOL, err_msg=f"{signature}/{key}")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_tflite_uses_builtin_ops_only(name, exported):
+    builtin = {k for k in vars(schema.BuiltinOperator) if not k.startswith("_")} - {"CUSTOM"}
+    case = exported[name]
+    for file in ("decoder", "encoder"):
+        content = pathlib.Path(case.paths[file]).read_bytes()
+        model = schema.Model.GetRootAsModel(content, 0)
+        codes = [model.OperatorCodes(i) for i in range(model.OperatorCodesLength())]
+        custom = [
+            c.CustomCode()
+            for c in codes
+            if max(c.BuiltinCode(), c.DeprecatedBuiltinCode()) == schema.BuiltinOperator.CUSTOM
+        ]
+        assert custom == [], (file, custom)
+        assert b"Flex" not in content
+        ops = export.tflite_ops(content)
+        assert set(ops) <= builtin and "VAR_HANDLE" not in ops  # Weights are frozen in.
+        assert case.metadata["tflite"][f"{file}.tflite"]["ops"] == ops
+
+
+def test_dynamic_quantization_within_documented_tolerance(tmp_path):
+    model = _perturbed(lambda: keras_vae.VAE(64, latent_dim=2, hidden_dims=(64,), seed=0))
+    paths = export.export_model(model, tmp_path, format="tflite", quantize="dynamic", allow_untrained=True)
+    assert set(paths) == {"decoder", "encoder", "decoder_dynamic", "encoder_dynamic", "metadata"}
+    assert not (tmp_path / "saved_model").exists()
+    rng = np.random.default_rng(0)
+    z, x = rng.normal(size=(8, 2)).astype("float32"), rng.random((8, 64)).astype("float32")
+    for file, signature, inputs, expected in (
+        ("decoder", "decode", {"z": z}, _numpy(model.decode(z))),
+        ("encoder", "encode", {"x": x}, _numpy(model.encode(x))),
+    ):
+        quantized = pathlib.Path(paths[f"{file}_dynamic"])
+        assert quantized.stat().st_size < 0.6 * pathlib.Path(paths[file]).stat().st_size
+        outputs = _run(str(quantized), signature, **inputs)
+        for key, value in expected.items():
+            np.testing.assert_allclose(outputs[key], value, rtol=QUANTIZED_TOL, atol=QUANTIZED_TOL, err_msg=key)
+    metadata = json.loads(pathlib.Path(paths["metadata"]).read_text())
+    assert metadata["tflite"]["decoder_dynamic.tflite"]["quantization"] == "dynamic"
+    assert metadata["files"] == {k: pathlib.Path(v).name for k, v in paths.items()}
+
+
+# ---------------------------------------------------------------------------
+# Metadata.
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_metadata_describes_the_export(name, exported):
+    case = exported[name]
+    meta, model = case.metadata, case.model
+    assert meta["latent_dim"] == model.latent_dim and meta["input_dim"] == model.input_dim
+    assert meta["latent_families"] == model.latent and meta["versions"]["tensorflow"] == tf.__version__
+    assert meta["versions"]["keras_vae"] == keras_vae.__version__ and meta["input_scaling"]
+    family = type(model.observation).__name__.replace("Observation", "").lower()
+    assert meta["observation"]["family"] == family
+    sigs = meta["signatures"]
+    assert set(sigs) == {"decode", "encode", "sample", "serving_default"}
+    assert sigs["decode"]["inputs"] == {
+        "z": {"shape": [None, model.latent_dim], "dtype": "float32", "doc": sigs["decode"]["inputs"]["z"]["doc"]}
+    }
+    assert set(sigs["decode"]["outputs"]) == set(case.decoded) and set(sigs["encode"]["outputs"]) == set(case.encoded)
+    assert set(sigs["sample"]["inputs"]) == {"num_samples", "seed"}
+    assert all(o["doc"] for s in sigs.values() for o in s["outputs"].values())
+    if model.num_layers > 1:
+        assert "conditional means" in sigs["decode"]["doc"]
+    # The SavedModel carries the same file.
+    copy = pathlib.Path(case.paths["saved_model"], "assets", "metadata.json").read_text()
+    assert json.loads(copy) == meta
+
+
+# ---------------------------------------------------------------------------
+# Bad input, trained models, the CLI helpers and the examples.
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, digits):
+    """A VAE trained for 3 steps on the 8x8 digits, saved as .keras: ``(path, reloaded model)``."""
+    keras.utils.set_random_seed(0)
+    model = keras_vae.VAE(64, latent_dim=2, hidden_dims=(16,), seed=0)
+    model.compile(keras.optimizers.Adam(1e-2))
+    model.fit(digits[0][:300], epochs=1, batch_size=100, verbose=0)
+    path = tmp_path_factory.mktemp("trained") / "model.keras"
+    model.save(path)
+    return path, export.load_model(path)
+
+
+def test_untrained_model_is_rejected(tmp_path):
+    model = keras_vae.VAE(16, latent_dim=2, hidden_dims=(16,))
+    with pytest.raises(export.ExportError, match="has not been trained"):
+        export.export_model(model, tmp_path / "a")
+    model.compile(keras.optimizers.Adam())
+    with pytest.raises(export.ExportError, match="allow_untrained=True"):
+        export.export_model(model, tmp_path / "b")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_non_empty_directory_needs_overwrite(trained, tmp_path):
+    model = trained[1]
+    (tmp_path / "notes.txt").write_text("keep me")
+    with pytest.raises(export.ExportError, match="not empty.*overwrite=True"):
+        export.export_model(model, tmp_path, format="saved_model")
+    first = export.export_model(model, tmp_path, format="tflite", overwrite=True)
+    second = export.export_model(model, tmp_path, format="saved_model", overwrite=True)
+    assert set(second) == {"saved_model", "metadata"}
+    assert not pathlib.Path(first["decoder"]).exists()  # The earlier export was replaced...
+    assert (tmp_path / "notes.txt").read_text() == "keep me"  # ...other files were not.
+    (tmp_path / "file").write_text("")
+    with pytest.raises(export.ExportError, match="not a directory"):
+        export.export_model(model, tmp_path / "file", format="saved_model")
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(format="onnx"), "Unknown format"),
+        (dict(quantize="int8"), "Unknown quantize"),
+        (dict(format="saved_model", quantize="dynamic"), "quantize applies to TFLite"),
+    ],
+)
+def test_bad_arguments(kwargs, message, trained, tmp_path):
+    with pytest.raises(export.ExportError, match=message):
+        export.export_model(trained[1], tmp_path, **kwargs)
+
+
+def test_not_a_keras_vae_model(tmp_path):
+    with pytest.raises(export.ExportError, match="HelmholtzMachine or VAE"):
+        export.export_model(keras.Sequential([keras.layers.Dense(2)]), tmp_path)
+    with pytest.raises(FileNotFoundError, match="no model file"):
+        export.export_model(tmp_path / "missing.keras", tmp_path / "out")
+
+
+class _BitwiseAnd(keras.layers.Layer):
+    """Uses an op TFLite has no builtin kernel for."""
+
+    def call(self, x):
+        return x + tf.cast(tf.bitwise.bitwise_and(tf.cast(x, tf.int32), 1), x.dtype)
+
+
+class _Noise(keras.layers.Layer):
+    """Samples at inference."""
+
+    def call(self, x):
+        return x + tf.random.normal(tf.shape(x))
+
+
+@pytest.mark.parametrize(
+    "layer, message",
+    [(_BitwiseAnd, r"builtin ops only failed \(TF Select ops: BitwiseAnd\)"), (_Noise, "contains random ops")],
+)
+def test_decoders_that_cannot_be_served_fail_clearly(layer, message, tmp_path):
+    decoder = keras.Sequential([keras.layers.Dense(16, activation="tanh"), layer()])
+    model = keras_vae.VAE(16, latent_dim=2, hidden_dims=(16,), decoder=decoder)
+    with pytest.raises(RuntimeError, match=message):
+        export.export_model(model, tmp_path / "out", format="tflite", allow_untrained=True)
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_helpers_export_a_saved_model(trained, tmp_path, capsys):
+    path, model = trained
+    parser = export.add_cli_arguments(argparse.ArgumentParser())
+    out = tmp_path / "exported"
+    assert export.run_cli(parser.parse_args([str(path), "--out", str(out)])) == 0
+    printed = capsys.readouterr().out
+    for name in ("saved_model", "decoder.tflite", "encoder.tflite", "metadata.json"):
+        assert f"wrote {out / name}" in printed, name
+    metadata = json.loads((out / "metadata.json").read_text())
+    assert metadata["training_steps"] == 3 and metadata["model_class"] == "VAE"
+    z = np.zeros((3, 2), "float32")
+    decoded = _run(str(out / "decoder.tflite"), "decode", z=z)
+    np.testing.assert_allclose(decoded["probs"], _numpy(model.decode(z))["probs"], atol=FLOAT_ATOL)
+
+
+def _example(name):
+    """Import one of the ``export/`` scripts as a module."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "export" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_export_examples(trained, tmp_path, capsys):
+    out = tmp_path / "exported"
+    script = _example("export_model")
+    assert script.main([str(trained[0]), "--out", str(out)]) == 0
+    assert script.main([str(trained[0]), "--out", str(out)]) == 2
+    assert "error: The output directory" in capsys.readouterr().err
+    assert _example("saved_model_client").main([str(out), "--out", str(tmp_path / "grid.png"), "--n", "4"]) == 0
+    with Image.open(tmp_path / "grid.png") as image:
+        assert image.size == (32, 32)  # 4 x 4 digits of 8 x 8 pixels.
+    capsys.readouterr()
+    assert _example("tflite_client").main([str(out), "--n", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert "probs" in printed and "(3, 64)" in printed and "scale" in printed
+
+
+@pytest.mark.slow
+def test_export_examples_run_as_scripts(trained, tmp_path):
+    def run(name, *args):
+        proc = subprocess.run(
+            [sys.executable, str(REPO / "export" / name), *map(str, args)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=dict(_ENV, MPLBACKEND="Agg"),
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc.stdout
+
+    out = tmp_path / "exported"
+    assert "wrote" in run("export_model.py", trained[0], "--out", out, "--quantize", "dynamic")
+    assert "wrote" in run("saved_model_client.py", out, "--out", tmp_path / "grid.png")
+    assert "(4, 64)" in run("tflite_client.py", out, "--quantized")
