@@ -59,19 +59,20 @@ def _add_train_arguments(parser):
     train.add_argument("--batch-size", type=int, default=100)
     train.add_argument("--learning-rate", type=float, default=1e-3)
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--distribute", default="none", choices=("none", "mirrored", "multi_worker"))
+    train.add_argument(
+        "--distribute",
+        default="none",
+        choices=("none", "mirrored", "multi_worker"),
+        help="tf.distribute strategy: mirrored (local GPUs or --cpu-devices) or multi_worker (needs TF_CONFIG)",
+    )
+    train.add_argument(
+        "--cpu-devices",
+        type=int,
+        default=None,
+        help="split the CPU into N logical devices (N mirrored replicas without GPUs)",
+    )
     train.add_argument("--out", default="runs/vae", help="output directory")
     train.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
-
-
-def _strategy(name):
-    import tensorflow as tf
-
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    return tf.distribute.get_strategy()
 
 
 def build_model(args, input_dim):
@@ -112,8 +113,14 @@ def train(args):
     import keras
 
     from keras_vae import datasets
+    from keras_vae import distribute
     from keras_vae import plotting
 
+    if args.cpu_devices:
+        distribute.split_cpu(args.cpu_devices)  # Before any TensorFlow op.
+    # Also before any op: a multi-worker strategy configures the process's
+    # collective ops when it is created.
+    strategy = distribute.get_strategy(args.distribute)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
@@ -133,7 +140,6 @@ def train(args):
     )
     input_dim = int(train_ds.element_spec.shape[-1])
 
-    strategy = _strategy(args.distribute)
     with strategy.scope():
         model = build_model(args, input_dim)
         model.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
@@ -144,11 +150,15 @@ def train(args):
         epochs=args.epochs,
         validation_data=test_ds,
         verbose=args.verbose,
-        callbacks=[keras.callbacks.BackupAndRestore(str(out / "backup"))],
+        # Killed and restarted with the same command, training resumes after
+        # the last completed epoch (written atomically, by the chief only).
+        callbacks=[distribute.BackupAndRestore(str(out / "backup"))],
     )
     train_seconds = time.time() - start
     test = model.evaluate(test_ds, verbose=0, return_dict=True)
 
+    # Every worker of a multi-worker job gets here; only the chief writes to --out.
+    out, final_out = pathlib.Path(distribute.worker_output_dir(out)), out
     model.save(out / "model.keras")
     metrics = {
         "dataset": args.dataset,
@@ -170,6 +180,9 @@ def train(args):
         f"(reconstruction {test['reconstruction']:.3f}, KL {test['kl']:.3f}) after "
         f"{args.epochs} epochs in {train_seconds:.1f}s."
     )
+    if out != final_out:
+        distribute.remove_worker_output_dir(out, final_out)
+        return 0
     for name in ("model.keras", "metrics.json", "history.json", "samples.png", "reconstructions.png"):
         print(f"  wrote {out / name}")
     return 0
@@ -251,7 +264,12 @@ def make_parser():
     p.add_argument("--out", default="samples.png")
     p.set_defaults(func=sample)
 
+    from keras_vae import evaluation
     from keras_vae import export
+
+    p = sub.add_parser("evaluate", help="test ELBO, importance-sampled log p(x) and active units")
+    evaluation.add_cli_arguments(p)
+    p.set_defaults(func=evaluation.run_cli)
 
     p = sub.add_parser("export", help="export a trained model for TF Serving and TFLite/LiteRT")
     export.add_cli_arguments(p)

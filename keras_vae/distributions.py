@@ -36,6 +36,60 @@ def _float32(x):
     return ops.cast(x, "float32")
 
 
+def draw_seed(seed):
+    """An int32 ``[2]`` seed for a stateless random op, one per call.
+
+    Args:
+        seed: a ``keras.random.SeedGenerator`` (its state advances), an int,
+            or a ``[2]`` integer tensor.
+
+    Under ``tf.distribute`` with several replicas in sync, the replica id is
+    folded into the seed: every replica reads the same (mirrored) generator
+    state, and without the fold all replicas would draw the same noise for
+    their different examples.
+    """
+    if isinstance(seed, keras.random.SeedGenerator):
+        seed = seed.next()
+    elif seed is None:
+        # Unseeded, as keras.random: from Keras's global seed generator.
+        seed = keras.random.randint((2,), 0, tf.int32.max - 1, dtype="int32")
+    elif isinstance(seed, int):
+        seed = tf.constant([seed, 0], dtype=tf.int64)
+    seed = tf.convert_to_tensor(seed)
+    if seed.dtype != tf.int32:
+        # As keras.random does: stateless ops under XLA want int32 seeds.
+        seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)
+    ctx = tf.distribute.get_replica_context()
+    if ctx is not None and ctx.num_replicas_in_sync > 1:
+        seed = tf.random.experimental.stateless_fold_in(seed, ctx.replica_id_in_sync_group, alg="philox")
+    return seed
+
+
+# Philox explicitly: it is what "auto_select" picks for CPU/GPU kernels (so
+# eager and graph draws are unchanged), but under XLA on CPU "auto_select"
+# means ThreeFry, which is ~10x slower and was the largest cost of a
+# jit-compiled VAE training step.
+
+
+def random_normal(shape, seed):
+    """``N(0, 1)`` draws of ``shape`` (float32) from ``draw_seed(seed)``."""
+    return tf.random.stateless_normal(shape, seed=draw_seed(seed), dtype=tf.float32, alg="philox")
+
+
+def random_uniform(shape, seed):
+    """``U[0, 1)`` draws of ``shape`` (float32) from ``draw_seed(seed)``."""
+    return tf.random.stateless_uniform(shape, seed=draw_seed(seed), dtype=tf.float32, alg="philox")
+
+
+def _argmax(logits):
+    """Index of the largest logit as float32, ``[..., classes] -> [...]``.
+
+    ``tf.argmax`` rather than ``keras.ops.argmax``: the latter adds a
+    ``BitwiseAnd`` (for signed zeros) that TFLite has no builtin op for.
+    """
+    return tf.cast(tf.argmax(logits, axis=-1, output_type=tf.int32), tf.float32)
+
+
 def _scale_from_raw(raw, min_scale):
     """Positive scale through softplus plus a floor (stable for any raw value)."""
     return ops.softplus(_float32(raw)) + min_scale
@@ -129,7 +183,7 @@ class GaussianLatent(_Head):
         loc = params["loc"]
         if mode:
             return loc
-        eps = keras.random.normal(ops.shape(loc), seed=seed)
+        eps = random_normal(ops.shape(loc), seed)
         if "scale_tril" in params:
             return loc + ops.einsum("bij,bj->bi", params["scale_tril"], eps)
         return loc + params["scale"] * eps
@@ -184,7 +238,7 @@ class BernoulliLatent(_Head):
         logits = params["logits"]
         if mode:
             return ops.cast(logits > 0.0, "float32")
-        u = keras.random.uniform(ops.shape(logits), seed=seed)
+        u = random_uniform(ops.shape(logits), seed)
         return ops.stop_gradient(ops.cast(u < ops.sigmoid(logits), "float32"))
 
     def mean(self, params):
@@ -217,7 +271,7 @@ class StandardNormalPrior(_Head):
         loc = params["loc"]
         if mode:
             return loc
-        return loc + keras.random.normal(ops.shape(loc), seed=seed)
+        return loc + random_normal(ops.shape(loc), seed)
 
     def mean(self, params):
         return params["loc"]
@@ -292,7 +346,7 @@ class BernoulliObservation(_Observation):
         logits = params["logits"]
         if mode:
             return ops.cast(logits > 0.0, "float32")
-        u = keras.random.uniform(ops.shape(logits), seed=seed)
+        u = random_uniform(ops.shape(logits), seed)
         return ops.cast(u < ops.sigmoid(logits), "float32")
 
     def mean(self, params):
@@ -372,7 +426,7 @@ class GaussianObservation(_Observation):
         loc = params["loc"]
         if mode:
             return loc
-        return loc + params["scale"] * keras.random.normal(ops.shape(loc), seed=seed)
+        return loc + params["scale"] * random_normal(ops.shape(loc), seed)
 
     def mean(self, params):
         return params["loc"]
@@ -439,13 +493,14 @@ class CategoricalObservation(_Observation):
     def sample(self, params, seed, mode=False):
         logits = self.padded_logits(params)
         if mode:
-            return ops.cast(ops.argmax(logits, axis=-1), "float32")
-        flat = ops.reshape(logits, (-1, self.max_classes))
-        draws = keras.random.categorical(flat, 1, seed=seed)
-        return ops.cast(ops.reshape(draws, (-1, self.event_size)), "float32")
+            return _argmax(logits)
+        # Gumbel-max: argmax(logits + Gumbel noise) ~ Categorical(logits).
+        u = random_uniform(ops.shape(logits), seed)
+        gumbel = -ops.log(-ops.log(ops.clip(u, 1e-12, 1.0 - 1e-7)))
+        return _argmax(logits + gumbel)
 
     def mean(self, params):
-        return ops.cast(ops.argmax(self.padded_logits(params), axis=-1), "float32")
+        return _argmax(self.padded_logits(params))
 
     def decode_outputs(self, params):
         probs = ops.softmax(self.padded_logits(params), axis=-1)

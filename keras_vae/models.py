@@ -7,6 +7,8 @@ of the objectives in ``keras_vae.objectives``. ``VAE`` is its one-layer,
 Gaussian, ELBO-trained special case with VAE-style argument names.
 """
 
+import os
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -21,6 +23,19 @@ from keras_vae import objectives
 tfd = tfp.distributions
 
 LATENT_FAMILIES = ("gaussian", "bernoulli")
+
+#: Training/evaluation steps per compiled call when ``compile`` is not told.
+DEFAULT_STEPS_PER_EXECUTION = 32
+
+
+def _auto_jit_allowed():
+    """``KERAS_VAE_JIT_COMPILE=0`` turns the XLA default off (e.g. for test suites).
+
+    XLA makes every step faster but costs a few seconds of compilation per
+    model, which only short runs (unit tests) notice.
+    """
+    value = os.environ.get("KERAS_VAE_JIT_COMPILE", "auto").strip().lower()
+    return value not in ("0", "false", "off", "no")
 
 
 def _tile(params, k):
@@ -433,7 +448,12 @@ class HelmholtzMachine(keras.Model):
     def _record(self, values):
         for name, value in values.items():
             self._trackers[name].update_state(value)
-        return {name: self._trackers[name].result() for name in values}
+        logs = {name: self._trackers[name].result() for name in values}
+        if _multi_worker():
+            # Keras reduces the per-replica logs of a multi-worker job with
+            # strategy.reduce("MEAN", v, axis=0), which needs a batch axis.
+            logs = {name: ops.reshape(v, (1,)) for name, v in logs.items()}
+        return logs
 
     @staticmethod
     def _global_mean(per_example):
@@ -497,9 +517,13 @@ class HelmholtzMachine(keras.Model):
             "generative": self.generative_variables,
             "recognition": self.recognition_variables,
         }
-        with tf.GradientTape(persistent=True) as tape:
+        # The ELBO and IWAE objectives have one loss for all variables: a
+        # non-persistent tape frees the forward activations as it goes.
+        persistent = self.objective not in ("elbo", "iwae")
+        with tf.GradientTape(persistent=persistent) as tape:
             losses, metrics = self.objective_losses(x, training=True)
-            scaled = {g: self.optimizer.scale_loss(self._global_mean(l)) for g, l in losses.items()}
+            means = {g: self._global_mean(l) for g, l in losses.items()}
+            scaled = {g: self.optimizer.scale_loss(m) for g, m in means.items()}
         routed = {}
         for group, loss in scaled.items():
             for var, grad in zip(groups[group], tape.gradient(loss, groups[group])):
@@ -508,8 +532,81 @@ class HelmholtzMachine(keras.Model):
         # Apply in trainable_variables order, the order the optimizer's slots
         # are restored in when a saved model is loaded.
         variables = self.trainable_variables
-        self.optimizer.apply_gradients(zip([routed.get(id(v)) for v in variables], variables))
+        grads = [routed.get(id(v)) for v in variables]
+
+        def apply():
+            self.optimizer.apply_gradients(zip(grads, variables))
+            return tf.constant(True)
+
+        ctx = tf.distribute.get_replica_context()
+        if ctx is not None and ctx.num_replicas_in_sync > 1:
+            # Replicas see different local losses: no local skip decision.
+            apply()
+        else:
+            # A step whose loss is NaN/inf leaves the weights and optimizer
+            # state as they were; the loss metric reports it and StopOnNaN
+            # ends fit (with steps_per_execution > 1, after the execution).
+            finite = tf.reduce_all(tf.stack([tf.math.is_finite(m) for m in means.values()]))
+            tf.cond(finite, apply, lambda: tf.constant(False))
         return self._record(metrics)
+
+    def make_train_function(self, force=False):
+        """Keras's training function, or one XLA program per ``steps_per_execution`` steps.
+
+        With XLA on, several steps per execution and no ``tf.distribute``
+        strategy, the steps of one execution run as a single XLA loop over
+        the stacked batches instead of Keras's graph loop of one XLA call per
+        step (whose per-step dispatch cost about as much as a small model's
+        step itself). Otherwise, Keras's own function.
+        """
+        if self.train_function is not None and not force:
+            return self.train_function
+        super().make_train_function(force=True)
+        if not (
+            self.jit_compile
+            and not self.run_eagerly
+            and int(self.steps_per_execution) > 1
+            and self._distribute_strategy is None
+            and not tf.distribute.has_strategy()
+        ):
+            return self.train_function
+        keras_function = self.train_function
+        n = int(self.steps_per_execution)
+        names = [name for name in self._metric_names() if name != "log_px"]
+
+        @tf.function(jit_compile=True, reduce_retracing=True)
+        def run_steps(batches, count):
+            for i in tf.range(count):
+                self.train_step(batches[i])
+            return {name: self._trackers[name].result() for name in names}
+
+        def function(iterator):
+            if not isinstance(iterator, tf.data.Iterator):
+                return keras_function(iterator)
+            batches = []
+            for _ in range(n):
+                optional = iterator.get_next_as_optional()
+                if not optional.has_value():
+                    break
+                batches.append(ops.convert_to_tensor(_features(optional.get_value())))
+            if not batches:
+                raise StopIteration
+            logs = None
+            # Runs of same-shaped batches (the last batch of an epoch may be
+            # smaller), each padded to n steps so XLA compiles one program
+            # per batch shape; only the first `count` steps run.
+            while batches:
+                shape = batches[0].shape
+                same = 1
+                while same < len(batches) and batches[same].shape == shape:
+                    same += 1
+                group, batches = batches[:same], batches[same:]
+                padding = [tf.zeros_like(group[0])] * (n - len(group))
+                logs = run_steps(tf.stack(group + padding), tf.constant(len(group), tf.int32))
+            return logs
+
+        self.train_function = function
+        return function
 
     def test_step(self, data):
         x = _features(data)
@@ -519,6 +616,80 @@ class HelmholtzMachine(keras.Model):
         if self.eval_samples:
             metrics["log_px"] = objectives.iwae(self.terms(x, self.eval_samples, analytic_kl=False))
         return self._record(metrics)
+
+    def compile(
+        self,
+        optimizer="rmsprop",
+        loss=None,
+        loss_weights=None,
+        metrics=None,
+        weighted_metrics=None,
+        run_eagerly=False,
+        steps_per_execution="auto",
+        jit_compile="auto",
+        auto_scale_loss=True,
+    ):
+        """``keras.Model.compile`` with fast defaults for these models.
+
+        The model computes its own losses and metrics: pass an optimizer and
+        leave ``loss``/``metrics`` unset.
+
+        Args:
+            steps_per_execution: training/evaluation steps per call of the
+                compiled function. ``"auto"`` (default) runs
+                ``DEFAULT_STEPS_PER_EXECUTION`` steps per call, which removes
+                most of the per-batch Python and dispatch overhead of small
+                models; callbacks' batch hooks then run once per call. Under
+                a ``tf.distribute`` strategy it means 1 (Keras's multi-step
+                loop does not run there).
+            jit_compile: ``"auto"`` (default) compiles the training and test
+                steps with XLA whenever every layer supports it and the model
+                is not under a ``tf.distribute`` strategy, on CPU too (Keras's
+                own ``"auto"`` turns XLA off on CPU-only machines). The
+                environment variable ``KERAS_VAE_JIT_COMPILE=0`` makes
+                ``"auto"`` mean no XLA (compilation takes a few seconds per
+                model, which only very short runs such as unit tests notice).
+        """
+        requested = {"steps_per_execution": steps_per_execution, "jit_compile": jit_compile}
+        if steps_per_execution == "auto":
+            # Keras's multi-step loop fails under tf.distribute strategies
+            # ("You must feed a value for placeholder tensor", keras-team/keras
+            # issue 19246): one step per call there.
+            steps_per_execution = 1 if self._distribute_strategy is not None else DEFAULT_STEPS_PER_EXECUTION
+        if jit_compile == "auto":
+            jit_compile = (
+                _auto_jit_allowed()
+                and not run_eagerly
+                and self._distribute_strategy is None
+                and all(layer.supports_jit for layer in self._flatten_layers())
+            )
+        super().compile(
+            optimizer=optimizer,
+            loss=loss,
+            loss_weights=loss_weights,
+            metrics=metrics,
+            weighted_metrics=weighted_metrics,
+            run_eagerly=run_eagerly,
+            steps_per_execution=steps_per_execution,
+            jit_compile=jit_compile,
+            auto_scale_loss=auto_scale_loss,
+        )
+        # Save "auto" as "auto": a model trained under a strategy and loaded
+        # without one (or the reverse) gets the defaults of where it loads.
+        config = getattr(self, "_compile_config", None)
+        if config is not None:
+            config.config.update({k: v for k, v in requested.items() if v == "auto"})
+
+    def compile_from_config(self, config):
+        """Recompile a loaded model with its saved compile settings.
+
+        Keras skips this for models that override ``compile``; the saved
+        config holds every argument of ``compile``, so it is replayed here.
+        """
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if getattr(self, "optimizer", None) is not None and self.built:
+            self.optimizer.build(self.trainable_variables)
 
     def fit(self, x=None, y=None, validation_data=None, callbacks=None, **kwargs):
         """``keras.Model.fit`` after checking the data; stops on a NaN loss.
@@ -695,6 +866,15 @@ class VAE(HelmholtzMachine):
             seed=self.seed,
         )
         return config
+
+
+def _multi_worker():
+    """Whether the current strategy is a multi-worker (collective) one."""
+    strategy = tf.distribute.get_strategy()
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return False
+    # The check Keras's trainer uses to pick its multi-worker reduction.
+    return bool(getattr(strategy.extended, "_in_multi_worker_mode", lambda: False)())
 
 
 def _deserialize_list(values):

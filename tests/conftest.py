@@ -3,6 +3,9 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# XLA compilation costs seconds per model, more than the tests' tiny fits
+# gain from it; tests of the XLA default (test_distribute.py) turn it back on.
+os.environ.setdefault("KERAS_VAE_JIT_COMPILE", "0")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -1,0 +1,596 @@
+"""Training and evaluation throughput: keras-vae against a plain PyTorch loop.
+
+Models (Burda et al., 2015, dynamically binarised MNIST, tanh, Bernoulli
+pixels, batch 100, Adam 1e-3):
+
+- ``vae``: one stochastic layer, 784-200-200-[50]
+  (``keras_vae.VAE(784, latent_dim=50, hidden_dims=(200, 200))``);
+- ``hm``: two stochastic layers, 784-200-200-[100]-100-100-[50]
+  (``keras_vae.HelmholtzMachine(784, latent_dims=(100, 50),
+  hidden_dims=((200, 200), (100, 100)))``);
+- ``is_eval``: importance-sampled ``log p(x)`` of the one-layer model with
+  ``k = 5000`` samples per test image.
+
+Rows, in one process, at the same intra/inter-op thread count for TensorFlow
+and PyTorch, after a warm-up, interleaved (A B A B ...) over ``--repeats``:
+
+- ``keras-vae fit``: ``model.compile(keras.optimizers.Adam(1e-3))`` and
+  ``model.fit(dataset)`` with keras-vae's defaults;
+- ``keras-vae fit (pre-change settings)``: the same with the settings keras-vae
+  had before it set fast defaults (``jit_compile=False``,
+  ``steps_per_execution=1``); ``--no-baseline`` leaves it out;
+- ``pytorch eager``: the same model, optimiser and batch size as a plain
+  PyTorch training loop (skipped with a message if torch is not installed);
+- ``keras-vae log p(x)`` / ``pytorch log p(x)``: the same estimator,
+  ``logsumexp_i log w_i - log k``, in chunks of samples.
+
+The figures are training (or evaluated) examples per second; the table gives
+the median over the repeats and the ratio keras-vae / PyTorch. Run::
+
+    pip install torch==2.13.0   # optional, CPU build
+    python benchmarks/throughput.py --data-path mnist.npz
+    KERAS_VAE_MNIST_PATH=mnist.npz python benchmarks/throughput.py --rows vae --repeats 5
+
+``--profile`` also prints a per-step time breakdown of the keras-vae training
+step (input pipeline alone, one compiled step, the step without the
+optimiser update) and ``--trace DIR`` writes a TensorBoard profiler trace.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+ROWS = ("vae", "hm", "is_eval")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--data-path",
+        default=os.environ.get("KERAS_VAE_MNIST_PATH"),
+        help="local mnist.npz in the Keras layout (default: $KERAS_VAE_MNIST_PATH)",
+    )
+    parser.add_argument("--rows", default=",".join(ROWS), help="comma-separated subset of " + ",".join(ROWS))
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved timed runs per implementation")
+    parser.add_argument("--train-examples", type=int, default=60000, help="training examples per timed run (one epoch)")
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--eval-examples", type=int, default=1000, help="test images per timed log p(x) run")
+    parser.add_argument("--k", type=int, default=5000, help="importance samples per test image")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="intra- and inter-op threads for both")
+    parser.add_argument("--no-torch", action="store_true", help="leave out the PyTorch rows")
+    parser.add_argument("--no-baseline", action="store_true", help="leave out the pre-change keras-vae settings")
+    parser.add_argument("--profile", action="store_true", help="print a time breakdown of the keras-vae step")
+    parser.add_argument("--trace", default=None, help="write a TensorFlow profiler trace of 50 steps here")
+    parser.add_argument("--json", default=None, help="also write the results as JSON to this file")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    args.rows = [r.strip() for r in args.rows.split(",") if r.strip()]
+    for row in args.rows:
+        if row not in ROWS:
+            parser.error(f"unknown row {row!r}; choose from {ROWS}")
+    return args
+
+
+# ---------------------------------------------------------------------------
+# Set-up shared by both frameworks.
+# ---------------------------------------------------------------------------
+
+
+def configure_threads(n):
+    """Same intra/inter-op thread counts for TensorFlow and (if present) PyTorch."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(n)
+    tf.config.threading.set_inter_op_parallelism_threads(n)
+    torch = _torch()
+    if torch is not None:
+        torch.set_num_threads(n)
+        torch.set_num_interop_threads(n)
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def load_mnist(path):
+    """``(x_train [60000, 784], x_test [10000, 784])`` float32 intensities in [0, 1]."""
+    if not path or not os.path.exists(path):
+        raise SystemExit(
+            "throughput.py needs a local MNIST: pass --data-path mnist.npz or set "
+            f"KERAS_VAE_MNIST_PATH (got {path!r})."
+        )
+    with np.load(path) as data:
+        x_train = data["x_train"].reshape(-1, 784).astype("float32") / 255.0
+        x_test = data["x_test"].reshape(-1, 784).astype("float32") / 255.0
+    return x_train, x_test
+
+
+def static_binarize(x, seed):
+    return (np.random.default_rng(seed).random(x.shape) < x).astype("float32")
+
+
+def keras_dataset(x, batch_size, seed):
+    """Shuffled batches, dynamically binarised on the fly (a fresh draw per batch).
+
+    Binarising after batching is one vectorised op per batch, on tf.data's own
+    threads; ``prefetch`` overlaps it with the training step.
+    """
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices(x).shuffle(len(x), seed=seed).batch(batch_size)
+
+    def binarize(batch, index):
+        u = tf.random.stateless_uniform(tf.shape(batch), seed=tf.stack([tf.cast(index, tf.int32), seed]))
+        return tf.cast(u < batch, tf.float32)
+
+    ds = ds.enumerate().map(lambda i, b: binarize(b, i), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def median(values):
+    return statistics.median(values) if values else float("nan")
+
+
+# ---------------------------------------------------------------------------
+# keras-vae.
+# ---------------------------------------------------------------------------
+
+
+def keras_model(kind, seed):
+    import keras_vae
+
+    if kind == "vae":
+        return keras_vae.VAE(784, latent_dim=50, hidden_dims=(200, 200), activation="tanh", seed=seed)
+    return keras_vae.HelmholtzMachine(
+        784, latent_dims=(100, 50), hidden_dims=((200, 200), (100, 100)), activation="tanh", seed=seed
+    )
+
+
+class KerasTrainer:
+    """Times ``model.fit`` for one pass over ``n`` examples.
+
+    The data come from ``keras_vae.datasets.load("mnist", "train",
+    binarization="dynamic")``, the package's own pipeline, when ``data_path``
+    is given; else from :func:`keras_dataset` over ``x``.
+    """
+
+    def __init__(self, kind, x, batch_size, seed, compile_kwargs=None, data_path=None):
+        import keras
+
+        self.model = keras_model(kind, seed)
+        self.model.compile(optimizer=keras.optimizers.Adam(1e-3), **(compile_kwargs or {}))
+        self.batch_size = batch_size
+        self.x = x
+        self.seed = seed
+        self.data_path = data_path
+
+    def dataset(self, n):
+        if self.data_path:
+            from keras_vae import datasets
+
+            return datasets.load(
+                "mnist", "train", batch_size=self.batch_size, binarization="dynamic",
+                seed=self.seed, path=self.data_path, limit=n,
+            )
+        return keras_dataset(self.x[:n], self.batch_size, self.seed)
+
+    def run(self, n):
+        ds = self.dataset(n)
+        start = time.perf_counter()
+        history = self.model.fit(ds, epochs=1, verbose=0)
+        seconds = time.perf_counter() - start
+        self.last_loss = history.history["loss"][-1]
+        return n / seconds
+
+
+def keras_log_likelihood(model, x, k, jit_compile=False, images=100, chunk=81):
+    """``log p(x)`` estimates ``[n]`` with keras-vae.
+
+    Uses ``keras_vae.evaluation.log_likelihood`` (``images`` examples by
+    ``chunk`` samples at a time, its defaults) when the package has it, else
+    the same estimator from ``model.terms`` and ``objectives.log_weights``.
+    """
+    try:
+        from keras_vae import evaluation
+
+        fn = evaluation.log_likelihood
+    except (ImportError, AttributeError):
+        fn = None
+    if fn is not None:
+        result = fn(model, x, k=k, batch_size=images, chunk_size=chunk, verbose=0, jit_compile=jit_compile)
+        return np.asarray(result.values)
+    return _fallback_log_likelihood(model, x, k, jit_compile, images, chunk)
+
+
+_FALLBACK_FNS = {}
+
+
+def _fallback_log_likelihood(model, x, k, jit_compile, images, chunk):
+    """Chunks of ``chunk`` samples for ``images`` images at a time, running logsumexp."""
+    import tensorflow as tf
+
+    from keras_vae import objectives
+
+    if k % chunk:
+        raise ValueError(f"k={k} must be a multiple of chunk={chunk}")
+    key = (id(model), k, chunk, jit_compile)
+    if key not in _FALLBACK_FNS:
+
+        @tf.function(jit_compile=jit_compile, reduce_retracing=True)
+        def batch_fn(xb):
+            total = tf.fill(tf.shape(xb)[:1], -np.inf)
+            for _ in tf.range(k // chunk):
+                log_w = objectives.log_weights(model.terms(xb, chunk, analytic_kl=False))
+                total = tf.reduce_logsumexp(tf.stack([total, tf.reduce_logsumexp(log_w, axis=0)]), axis=0)
+            return total - tf.math.log(float(k))
+
+        _FALLBACK_FNS[key] = batch_fn
+    fn = _FALLBACK_FNS[key]
+    return np.concatenate([fn(x[i : i + images]).numpy() for i in range(0, len(x), images)])
+
+
+class KerasEvaluator:
+    def __init__(self, model, x, k, jit_compile=False, images=100, chunk=81):
+        self.model, self.x, self.k = model, x, k
+        self.kwargs = dict(jit_compile=jit_compile, images=images, chunk=chunk)
+
+    def run(self, n):
+        start = time.perf_counter()
+        self.last = keras_log_likelihood(self.model, self.x[:n], self.k, **self.kwargs)
+        return n / (time.perf_counter() - start)
+
+
+# ---------------------------------------------------------------------------
+# PyTorch.
+# ---------------------------------------------------------------------------
+
+
+def torch_modules():
+    """The same models in plain PyTorch (built lazily: torch is optional)."""
+    torch = _torch()
+    nn = torch.nn
+    F = torch.nn.functional
+
+    def mlp(sizes):
+        layers = []
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            layers += [nn.Linear(a, b), nn.Tanh()]
+        return nn.Sequential(*layers)
+
+    class Gaussian(nn.Module):
+        """loc and softplus(raw) + 1e-4 scale, as keras_vae.GaussianLatent."""
+
+        def __init__(self, d_in, d):
+            super().__init__()
+            self.loc = nn.Linear(d_in, d)
+            self.scale = nn.Linear(d_in, d)
+
+        def forward(self, h):
+            return self.loc(h), F.softplus(self.scale(h)) + 1e-4
+
+    def normal_log_prob(z, loc, scale):
+        return (-0.5 * ((z - loc) / scale) ** 2 - torch.log(scale) - 0.5 * np.log(2 * np.pi)).sum(-1)
+
+    def bernoulli_log_prob(x, logits):
+        return (x * logits - F.softplus(logits)).sum(-1)
+
+    def kl_std_normal(loc, scale):
+        return (0.5 * (loc**2 + scale**2) - torch.log(scale) - 0.5).sum(-1)
+
+    class VAE(nn.Module):
+        """784-200-200-[50]-200-200-784, Bernoulli pixels, analytic KL."""
+
+        def __init__(self):
+            super().__init__()
+            self.enc = mlp([784, 200, 200])
+            self.q = Gaussian(200, 50)
+            self.dec = mlp([50, 200, 200])
+            self.logits = nn.Linear(200, 784)
+
+        def loss(self, x):
+            loc, scale = self.q(self.enc(x))
+            z = loc + scale * torch.randn_like(loc)
+            rec = bernoulli_log_prob(x, self.logits(self.dec(z)))
+            return -(rec - kl_std_normal(loc, scale)).mean()
+
+        @torch.no_grad()
+        def log_weights(self, x, k):
+            """``[k, B]`` log p(x, z) - log q(z | x); q(z | x) computed once."""
+            loc, scale = self.q(self.enc(x))
+            z = loc + scale * torch.randn((k,) + loc.shape)
+            logits = self.logits(self.dec(z.reshape(-1, z.shape[-1]))).reshape(k, x.shape[0], -1)
+            log_px = bernoulli_log_prob(x, logits)
+            log_pz = normal_log_prob(z, torch.zeros_like(z), torch.ones_like(z))
+            return log_px + log_pz - normal_log_prob(z, loc, scale)
+
+    class HM(nn.Module):
+        """784-200-200-[100]-100-100-[50], Gaussian layers, analytic top KL."""
+
+        def __init__(self):
+            super().__init__()
+            self.enc1, self.q1 = mlp([784, 200, 200]), Gaussian(200, 100)
+            self.enc2, self.q2 = mlp([100, 100, 100]), Gaussian(100, 50)
+            self.dec2, self.p1 = mlp([50, 100, 100]), Gaussian(100, 100)
+            self.dec1, self.logits = mlp([100, 200, 200]), nn.Linear(200, 784)
+
+        def loss(self, x):
+            loc1, scale1 = self.q1(self.enc1(x))
+            h1 = loc1 + scale1 * torch.randn_like(loc1)
+            loc2, scale2 = self.q2(self.enc2(h1))
+            h2 = loc2 + scale2 * torch.randn_like(loc2)
+            ploc1, pscale1 = self.p1(self.dec2(h2))
+            rec = bernoulli_log_prob(x, self.logits(self.dec1(h1)))
+            kl1 = normal_log_prob(h1, loc1, scale1) - normal_log_prob(h1, ploc1, pscale1)
+            return -(rec - kl1 - kl_std_normal(loc2, scale2)).mean()
+
+    return {"vae": VAE, "hm": HM}
+
+
+class TorchTrainer:
+    """A plain eager PyTorch loop: shuffle, dynamic binarisation, Adam."""
+
+    def __init__(self, kind, x, batch_size, seed):
+        torch = _torch()
+        torch.manual_seed(seed)
+        self.torch = torch
+        self.model = torch_modules()[kind]()
+        # Keras's Adam epsilon, so the two optimisers are the same.
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3, eps=1e-7)
+        self.x = torch.from_numpy(x)
+        self.batch_size = batch_size
+
+    def run(self, n):
+        torch = self.torch
+        start = time.perf_counter()
+        x = self.x[:n]
+        order = torch.randperm(n)
+        for i in range(0, n, self.batch_size):
+            batch = torch.bernoulli(x[order[i : i + self.batch_size]])
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = self.model.loss(batch)
+            loss.backward()
+            self.optimizer.step()
+        self.last_loss = float(loss)
+        return n / (time.perf_counter() - start)
+
+
+class TorchEvaluator:
+    """The same estimator in PyTorch, ``images`` examples by ``chunk`` samples at a time."""
+
+    def __init__(self, x, k, seed, images=100, chunk=81):
+        torch = _torch()
+        torch.manual_seed(seed)
+        self.torch = torch
+        self.model = torch_modules()["vae"]().eval()
+        self.x = torch.from_numpy(x)
+        self.k, self.images, self.chunk = k, images, chunk
+
+    def run(self, n):
+        torch = self.torch
+        start = time.perf_counter()
+        out = []
+        with torch.no_grad():
+            for i in range(0, n, self.images):
+                xb = self.x[i : i + self.images]
+                total = torch.full((xb.shape[0],), -float("inf"))
+                for start in range(0, self.k, self.chunk):
+                    n = min(self.chunk, self.k - start)
+                    chunk = torch.logsumexp(self.model.log_weights(xb, n), dim=0)
+                    total = torch.logaddexp(total, chunk)
+                out.append(total - np.log(self.k))
+        self.last = torch.cat(out).numpy()
+        return n / (time.perf_counter() - start)
+
+
+# ---------------------------------------------------------------------------
+# Measurement.
+# ---------------------------------------------------------------------------
+
+
+def interleaved(runners, n, repeats, warmup_n):
+    """Warm every runner up, then time them A B A B ...; ``{name: [ex/s, ...]}``."""
+    for name, runner in runners.items():
+        runner.run(warmup_n)
+    results = {name: [] for name in runners}
+    for _ in range(repeats):
+        for name, runner in runners.items():
+            results[name].append(runner.run(n))
+    return results
+
+
+def print_table(title, results, reference):
+    print(f"\n{title}")
+    print(f"| implementation | examples/s (median) | runs | vs {reference} |")
+    print("| --- | ---: | --- | ---: |")
+    ref = median(results.get(reference, []))
+    for name, values in results.items():
+        med = median(values)
+        ratio = f"{med / ref:.2f}x" if reference in results and ref > 0 else "n/a"
+        runs = ", ".join(f"{v:,.0f}" for v in values)
+        print(f"| {name} | {med:,.0f} | {runs} | {ratio} |")
+    sys.stdout.flush()
+
+
+def profile_step(args, x_train):
+    """Where a keras-vae training step spends its time (milliseconds per batch).
+
+    Each row adds one part to the previous: the compute alone (one XLA
+    program looping over pre-binarised batches in memory), then Keras's
+    ``fit`` loop around it, then the input pipeline. Best of 3 passes.
+    """
+    import keras
+    import tensorflow as tf
+
+    from keras_vae import models
+
+    model = keras_model("vae", args.seed)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    n = (min(len(x_train), 20000) // args.batch_size) * args.batch_size
+    steps = n // args.batch_size
+    trainer = KerasTrainer("vae", x_train, args.batch_size, args.seed, data_path=args.data_path)
+    pipeline_ds = trainer.dataset(n)
+    stacked = tf.constant(static_binarize(x_train[:n], args.seed).reshape(steps, args.batch_size, -1))
+    cached = tf.data.Dataset.from_tensor_slices(stacked).cache()
+
+    def timed(fn, repeat=3):
+        fn()
+        best = float("inf")
+        for _ in range(repeat):
+            start = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - start)
+        return best * 1000.0 / steps
+
+    def pipeline():
+        for _ in pipeline_ds:
+            pass
+
+    def loss(x):
+        losses, _ = model.objective_losses(x)
+        return models.HelmholtzMachine._global_mean(losses["all"])
+
+    @tf.function(jit_compile=True)
+    def forward_loop():
+        total = tf.zeros(())
+        for i in tf.range(steps):
+            total += loss(stacked[i])
+        return total
+
+    @tf.function(jit_compile=True)
+    def backward_loop():
+        total = tf.zeros(())
+        for i in tf.range(steps):
+            with tf.GradientTape() as tape:
+                value = loss(stacked[i])
+            grads = tape.gradient(value, model.trainable_variables)
+            total += value + tf.add_n([tf.reduce_sum(g) for g in grads]) * 0.0
+        return total
+
+    @tf.function(jit_compile=True)
+    def step_loop():
+        logs = None
+        for i in tf.range(steps):
+            logs = model.train_step(stacked[i])
+        return logs["loss"]
+
+    rows = [
+        ("forward: loss (XLA, in-graph loop over batches in memory)", timed(lambda: forward_loop().numpy())),
+        ("+ backward: gradients", timed(lambda: backward_loop().numpy())),
+        ("+ Adam update and metrics: the whole train_step", timed(lambda: step_loop().numpy())),
+        ("+ Keras fit loop (steps_per_execution, callbacks), batches in memory",
+         timed(lambda: model.fit(cached, epochs=1, verbose=0))),
+        ("+ input pipeline: model.fit on datasets.load(..., binarization='dynamic')",
+         timed(lambda: model.fit(pipeline_ds, epochs=1, verbose=0))),
+        ("input pipeline alone (shuffle, batch, binarise), for reference", timed(pipeline)),
+    ]
+    print(f"\nTime per batch of {args.batch_size} (VAE 784-200-200-[50]), best of 3 passes over {steps} batches:")
+    print("| part | ms/batch | examples/s |")
+    print("| --- | ---: | ---: |")
+    for name, ms in rows:
+        print(f"| {name} | {ms:.3f} | {1000.0 * args.batch_size / ms:,.0f} |")
+    print(f"(fit settings: jit_compile={model.jit_compile}, steps_per_execution={model.steps_per_execution})")
+    return {name: ms for name, ms in rows}
+
+
+def trace(args, x_train):
+    import keras
+    import tensorflow as tf
+
+    model = keras_model("vae", args.seed)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    ds = KerasTrainer("vae", x_train, args.batch_size, args.seed, data_path=args.data_path).dataset(
+        200 * args.batch_size
+    )
+    model.fit(ds, epochs=1, verbose=0)
+    tf.profiler.experimental.start(args.trace)
+    model.fit(ds, epochs=1, verbose=0)
+    tf.profiler.experimental.stop()
+    print(f"wrote a profiler trace to {args.trace} (tensorboard --logdir {args.trace})")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    x_train, x_test = load_mnist(args.data_path)
+    configure_threads(args.threads)
+    import keras
+    import tensorflow as tf
+
+    import keras_vae
+
+    keras.utils.set_random_seed(args.seed)
+    torch = None if args.no_torch else _torch()
+    if torch is None and not args.no_torch:
+        print("PyTorch is not installed: the pytorch rows are skipped (pip install torch==2.13.0 for a CPU build).")
+    print(
+        f"TensorFlow {tf.__version__}, Keras {keras.__version__}, keras-vae {keras_vae.__version__}"
+        + (f", PyTorch {torch.__version__}" if torch is not None else "")
+        + f"; {args.threads} intra-op and {args.threads} inter-op threads for each; {os.cpu_count()} CPUs."
+    )
+    n = (min(args.train_examples, len(x_train)) // args.batch_size) * args.batch_size
+    warmup = min(n, 50 * args.batch_size)
+    report = {"threads": args.threads, "repeats": args.repeats, "train_examples": n, "rows": {}}
+
+    titles = {
+        "vae": f"Training, one stochastic layer 784-200-200-[50], batch {args.batch_size}, {n:,} examples per run",
+        "hm": f"Training, two stochastic layers 784-200-200-[100]-100-100-[50], batch {args.batch_size}, "
+        f"{n:,} examples per run",
+    }
+    for kind in ("vae", "hm"):
+        if kind not in args.rows:
+            continue
+        runners = {"keras-vae fit": KerasTrainer(kind, x_train, args.batch_size, args.seed, data_path=args.data_path)}
+        if not args.no_baseline:
+            runners["keras-vae fit (pre-change settings)"] = KerasTrainer(
+                kind, x_train, args.batch_size, args.seed, dict(jit_compile=False, steps_per_execution=1),
+                data_path=args.data_path,
+            )
+        if torch is not None:
+            runners["pytorch eager"] = TorchTrainer(kind, x_train, args.batch_size, args.seed)
+        results = interleaved(runners, n, args.repeats, warmup)
+        print_table(titles[kind], results, "pytorch eager")
+        losses = {name: round(float(r.last_loss), 2) for name, r in runners.items()}
+        print(f"(training loss after the last run: {losses})")
+        report["rows"][kind] = results
+
+    if "is_eval" in args.rows:
+        x_eval = static_binarize(x_test[: args.eval_examples], seed=1234)
+        model = keras_model("vae", args.seed)
+        runners = {
+            "keras-vae log p(x), jit_compile=True": KerasEvaluator(model, x_eval, args.k, jit_compile=True),
+        }
+        if not args.no_baseline:
+            runners["keras-vae log p(x), log_likelihood defaults"] = KerasEvaluator(model, x_eval, args.k)
+        if torch is not None:
+            runners["pytorch log p(x)"] = TorchEvaluator(x_eval, args.k, args.seed)
+        results = interleaved(runners, len(x_eval), args.repeats, min(len(x_eval), 100))
+        print_table(
+            f"Importance-sampled log p(x), k = {args.k}, {len(x_eval):,} test images per run (untrained model)",
+            results,
+            "pytorch log p(x)",
+        )
+        means = {name: round(float(np.mean(r.last)), 2) for name, r in runners.items()}
+        print(f"(mean log p(x) estimate: {means})")
+        report["rows"]["is_eval"] = results
+
+    if args.profile:
+        report["profile_ms_per_batch"] = profile_step(args, x_train)
+    if args.trace:
+        trace(args, x_train)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

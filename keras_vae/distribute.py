@@ -1,0 +1,202 @@
+"""Distributed and fault-tolerant training: strategies, ``TF_CONFIG``, backups.
+
+keras-vae models train under any ``tf.distribute`` strategy: build and
+compile them inside ``strategy.scope()`` and call ``fit`` as usual. Losses are
+summed per replica and divided by the *global* batch size, gradients are
+summed across replicas, and every replica draws its own noise (the replica id
+is folded into each random seed), so ``N`` replicas with a global batch ``B``
+follow the same training trajectory in distribution as one device with ``B``.
+
+- :func:`get_strategy`: ``"none"``, ``"mirrored"`` (all local GPUs, or the
+  logical CPU devices made by :func:`split_cpu`) or ``"multi_worker"``
+  (``MultiWorkerMirroredStrategy``, configured by ``TF_CONFIG``).
+- :func:`tf_config`, :func:`free_ports`: the ``TF_CONFIG`` of each worker.
+- :func:`is_chief`, :func:`worker_output_dir`: in a multi-worker job every
+  worker runs the same program; only the chief writes the real outputs.
+- :class:`BackupAndRestore`: ``keras.callbacks.BackupAndRestore`` that writes
+  its checkpoint atomically (a process killed while saving leaves the previous
+  checkpoint intact) and, in a multi-worker job, from the chief only.
+"""
+
+import json
+import os
+import shutil
+import socket
+import tempfile
+
+import keras
+
+STRATEGIES = ("none", "mirrored", "multi_worker")
+
+
+def split_cpu(n):
+    """Split the host CPU into ``n`` logical devices (one replica each).
+
+    For trying ``MirroredStrategy`` without GPUs. Must run before TensorFlow
+    initialises its devices (before the first op or device query).
+
+    Raises:
+        RuntimeError: TensorFlow's devices are already initialised.
+    """
+    import tensorflow as tf
+
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"split_cpu needs n >= 1, got {n}.")
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
+    except RuntimeError as err:
+        raise RuntimeError(
+            f"Cannot split the CPU into {n} devices: TensorFlow has already initialised its "
+            "devices. Call split_cpu (or pass --cpu-devices) before any TensorFlow operation."
+        ) from err
+
+
+def get_strategy(name="none"):
+    """A ``tf.distribute`` strategy by name.
+
+    Args:
+        name: ``"none"`` (the default strategy: one device), ``"mirrored"``
+            (``MirroredStrategy`` over every local GPU, or over the logical
+            CPU devices if there are several and no GPU), or
+            ``"multi_worker"`` (``MultiWorkerMirroredStrategy``; each worker
+            process needs ``TF_CONFIG``, see :func:`tf_config`).
+
+    Raises:
+        ValueError: unknown name, or ``"multi_worker"`` without ``TF_CONFIG``.
+    """
+    import tensorflow as tf
+
+    if name not in STRATEGIES:
+        raise ValueError(f"Unknown distribution strategy {name!r}; choose from {STRATEGIES}.")
+    if name == "mirrored":
+        if tf.config.list_logical_devices("GPU"):
+            return tf.distribute.MirroredStrategy()
+        cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices=cpus)
+    if name == "multi_worker":
+        if not os.environ.get("TF_CONFIG"):
+            raise ValueError(
+                "--distribute multi_worker needs the TF_CONFIG environment variable in every "
+                'worker, e.g. TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+                '"task": {"type": "worker", "index": 0}}\' (see keras_vae.distribute.tf_config).'
+            )
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def tf_config(workers, index, task_type="worker"):
+    """The ``TF_CONFIG`` JSON string of one task of a multi-worker job.
+
+    Args:
+        workers: list of ``"host:port"`` of every worker, the same list (in
+            the same order) for every worker.
+        index: this worker's position in ``workers``; worker 0 is the chief.
+
+    Example:
+        >>> os.environ["TF_CONFIG"] = tf_config(["10.0.0.1:2222", "10.0.0.2:2222"], 0)
+    """
+    return json.dumps({"cluster": {task_type: list(workers)}, "task": {"type": task_type, "index": int(index)}})
+
+
+def free_ports(n, host="127.0.0.1"):
+    """``n`` distinct TCP ports that were free on ``host`` a moment ago."""
+    sockets, ports = [], []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((host, 0))
+            sockets.append(s)
+            ports.append(s.getsockname()[1])
+    finally:
+        for s in sockets:
+            s.close()
+    return ports
+
+
+def task():
+    """``(task_type, task_index)`` from ``TF_CONFIG``, or ``(None, None)``."""
+    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    info = config.get("task") or {}
+    return info.get("type"), info.get("index")
+
+
+def is_chief():
+    """Whether this process writes the job's outputs.
+
+    True without ``TF_CONFIG``; with it, for the ``chief`` task, or for
+    worker 0 when the cluster has no ``chief``.
+    """
+    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    task_type, index = task()
+    if task_type is None:
+        return True
+    if task_type == "chief":
+        return True
+    return task_type == "worker" and int(index) == 0 and "chief" not in config.get("cluster", {})
+
+
+def worker_output_dir(out):
+    """``out`` for the chief; a fresh temporary directory for other workers.
+
+    Every worker of a multi-worker job runs the same program and saves the
+    same (synchronised) model; non-chief workers write to a scratch
+    directory that :func:`remove_worker_output_dir` deletes.
+    """
+    if is_chief():
+        return out
+    task_type, index = task()
+    return tempfile.mkdtemp(prefix=f"keras_vae_{task_type}_{index}_")
+
+
+def remove_worker_output_dir(path, out):
+    """Delete a non-chief worker's scratch directory (never ``out`` itself)."""
+    if os.path.abspath(str(path)) != os.path.abspath(str(out)):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class BackupAndRestore(keras.callbacks.BackupAndRestore):
+    """``keras.callbacks.BackupAndRestore`` for jobs that may be killed at any time.
+
+    Differences from Keras's callback:
+
+    - the weights and the training metadata are written in full to temporary
+      files, then moved into place (``os.replace``): a process killed in the
+      middle of a save leaves the previous complete checkpoint, never a
+      truncated one;
+    - in a multi-worker job (``TF_CONFIG``) only the chief writes and deletes
+      the backup; every worker restores from it, so ``backup_dir`` must be on
+      storage that every worker reads (a shared filesystem across machines).
+
+    On restart with the same ``backup_dir``, ``fit`` resumes after the last
+    completed epoch (``save_freq="epoch"``) with the saved weights and
+    optimiser state.
+    """
+
+    def _save_model(self):
+        if not is_chief():
+            return
+        os.makedirs(self.backup_dir, exist_ok=True)
+        if self.double_checkpoint:
+            for path, prev in (
+                (self._weights_path, self._prev_weights_path),
+                (self._training_metadata_path, self._prev_training_metadata_path),
+            ):
+                if os.path.exists(path):
+                    shutil.copyfile(path, prev + ".tmp")
+                    os.replace(prev + ".tmp", prev)
+        tmp_weights = self._weights_path + ".tmp.weights.h5"
+        self.model.save_weights(filepath=tmp_weights, overwrite=True)
+        tmp_meta = self._training_metadata_path + ".tmp"
+        with open(tmp_meta, "w") as f:
+            json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        # Both files are complete before either replaces the last checkpoint.
+        os.replace(tmp_weights, self._weights_path)
+        os.replace(tmp_meta, self._training_metadata_path)
+
+    def on_train_end(self, logs=None):
+        if is_chief():
+            super().on_train_end(logs)

@@ -1,0 +1,276 @@
+"""tf.distribute: strategies, replica equivalence and noise, multi-worker, fast defaults.
+
+Strategies with several replicas need their own processes (logical CPU
+devices must be set before TensorFlow initialises; a multi-worker job is one
+process per worker), so those tests run ``tests/_worker_distribute.py``.
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import keras_vae
+from keras_vae import distribute
+
+WORKER = pathlib.Path(__file__).with_name("_worker_distribute.py")
+ROOT = WORKER.parent.parent
+
+
+def _env(**extra):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERAS_VAE_JIT_COMPILE="0")
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    env.update(extra)
+    return env
+
+
+def _start(out, *args, **env):
+    return subprocess.Popen(
+        [sys.executable, str(WORKER), "--out", str(out), *args],
+        env=_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _finish(proc, timeout=300):
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        output, _ = proc.communicate()
+        raise AssertionError("worker timed out:\n" + output[-3000:]) from None
+    assert proc.returncode == 0, output[-3000:]
+    return output
+
+
+def _weights(result, model):
+    keys = sorted((k for k in result.files if k.startswith(f"{model}_w")), key=lambda k: int(k.split("_w")[1]))
+    return [result[k] for k in keys]
+
+
+def _assert_same_weights(a, b, model, atol=2e-5):
+    wa, wb = _weights(a, model), _weights(b, model)
+    assert len(wa) == len(wb) > 0
+    for x, y in zip(wa, wb):
+        np.testing.assert_allclose(x, y, atol=atol, rtol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """One epoch of a VAE and a Helmholtz machine, on 1 device and on 2 mirrored CPU devices.
+
+    Both runs replace the Gaussian draws by their means (``--deterministic``):
+    replicas draw different noise by design, so with sampling on, 1 and 2
+    replicas are only equal in distribution. What is compared is the
+    reduction: losses summed per replica and divided by the global batch,
+    gradients summed across replicas. (The latent draws recorded for the
+    noise test are taken before the patch.)
+    """
+    tmp = tmp_path_factory.mktemp("distribute")
+    procs = {
+        "single": _start(tmp / "single.npz", "--strategy", "none", "--deterministic"),
+        "mirrored": _start(
+            tmp / "mirrored.npz", "--strategy", "mirrored", "--cpu-devices", "2", "--deterministic"
+        ),
+    }
+    for proc in procs.values():
+        _finish(proc)
+    return {name: np.load(tmp / f"{name}.npz") for name in procs}
+
+
+@pytest.mark.parametrize("model", ["vae", "hm"])
+def test_two_mirrored_replicas_match_one_device(runs, model):
+    single, mirrored = runs["single"], runs["mirrored"]
+    assert int(single["replicas"]) == 1 and int(mirrored["replicas"]) == 2
+    _assert_same_weights(single, mirrored, model)
+    np.testing.assert_allclose(single[f"{model}_loss"], mirrored[f"{model}_loss"], rtol=1e-5)
+    # Under a strategy the defaults are no XLA and one step per execution.
+    assert int(mirrored[f"{model}_steps_per_execution"]) == 1
+    assert not bool(mirrored[f"{model}_jit_compile"])
+
+
+def test_replicas_draw_different_noise(runs):
+    draws = runs["mirrored"]["draws"]  # [replica, 8 examples, latent]
+    assert draws.shape == (2, 8, 4)
+    # The same input on both replicas, different draws...
+    assert np.abs(draws[0] - draws[1]).min() > 1e-6
+    # ...where the model's SeedGenerator alone gives every replica the same eps.
+    without = runs["mirrored"]["draws_without_fold"]
+    np.testing.assert_array_equal(without[0], without[1])
+    # Without the fold, replica 0 draws what a single device draws.
+    np.testing.assert_allclose(without[0], runs["single"]["draws_without_fold"][0], atol=1e-6)
+
+
+def test_multi_worker_matches_one_device_and_workers_agree(runs, tmp_path):
+    """Two worker processes on 127.0.0.1 (``TF_CONFIG``, ports chosen now)."""
+    workers = [f"127.0.0.1:{port}" for port in distribute.free_ports(2)]
+    procs = [
+        _start(
+            tmp_path / f"worker{i}.npz",
+            "--strategy",
+            "multi_worker",
+            "--deterministic",
+            TF_CONFIG=distribute.tf_config(workers, i),
+        )
+        for i in range(2)
+    ]
+    for proc in procs:
+        _finish(proc)
+    results = [np.load(tmp_path / f"worker{i}.npz") for i in range(2)]
+    for model in ("vae", "hm"):
+        _assert_same_weights(results[0], results[1], model, atol=0.0)  # Identical on both workers.
+        _assert_same_weights(results[0], runs["single"], model)
+    assert int(results[0]["replicas"]) == 2
+    # Each worker's replica draws its own noise.
+    assert np.abs(results[0]["draws"][0] - results[1]["draws"][0]).min() > 1e-6
+
+
+# ---------------------------------------------------------------------------
+# In-process: strategy helpers.
+# ---------------------------------------------------------------------------
+
+
+def test_get_strategy_by_name(monkeypatch):
+    import tensorflow as tf
+
+    assert distribute.get_strategy("none") is tf.distribute.get_strategy()
+    with pytest.raises(ValueError, match="Unknown distribution strategy"):
+        distribute.get_strategy("horovod")
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match="TF_CONFIG"):
+        distribute.get_strategy("multi_worker")
+
+
+def test_split_cpu_after_initialisation_says_why():
+    import tensorflow as tf
+
+    tf.constant(1.0) + 1.0  # Devices are initialised by now.
+    if len(tf.config.list_logical_devices("CPU")) == 3:
+        pytest.skip("another test already split the CPU into 3 devices")
+    with pytest.raises(RuntimeError, match="before any TensorFlow operation"):
+        distribute.split_cpu(3)
+
+
+def test_tf_config_free_ports_and_chief(monkeypatch, tmp_path):
+    ports = distribute.free_ports(3)
+    assert len(set(ports)) == 3 and all(p > 0 for p in ports)
+    workers = [f"127.0.0.1:{p}" for p in ports]
+    config = json.loads(distribute.tf_config(workers, 1))
+    assert config == {"cluster": {"worker": workers}, "task": {"type": "worker", "index": 1}}
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert distribute.is_chief() and distribute.worker_output_dir(tmp_path) == tmp_path
+    monkeypatch.setenv("TF_CONFIG", distribute.tf_config(workers, 0))
+    assert distribute.is_chief()
+    monkeypatch.setenv("TF_CONFIG", distribute.tf_config(workers, 1))
+    assert not distribute.is_chief()
+    scratch = distribute.worker_output_dir(tmp_path)
+    assert pathlib.Path(scratch) != tmp_path and os.path.isdir(scratch)
+    distribute.remove_worker_output_dir(scratch, tmp_path)
+    assert not os.path.exists(scratch) and tmp_path.exists()
+    chief_cluster = {"cluster": {"chief": workers[:1], "worker": workers[1:]}, "task": {"type": "worker", "index": 0}}
+    monkeypatch.setenv("TF_CONFIG", json.dumps(chief_cluster))
+    assert not distribute.is_chief()
+
+
+# ---------------------------------------------------------------------------
+# In-process: the fast defaults of compile.
+# ---------------------------------------------------------------------------
+
+
+def test_compile_defaults_xla_and_steps_per_execution(monkeypatch, binary_digits, tmp_path):
+    monkeypatch.delenv("KERAS_VAE_JIT_COMPILE", raising=False)
+    x = binary_digits[0][:250]  # 8 batches of 32, the last of 26.
+    model = keras_vae.VAE(64, latent_dim=4, hidden_dims=(32,), seed=0)
+    model.compile(keras.optimizers.Adam(1e-3))
+    assert model.jit_compile is True
+    assert model.steps_per_execution == keras_vae.models.DEFAULT_STEPS_PER_EXECUTION > 1
+    history = model.fit(x, epochs=2, batch_size=32, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    assert int(model.optimizer.iterations) == 16  # Every step ran, 32 per call.
+
+    # The saved compile config keeps "auto", and loading recompiles with it.
+    assert model.get_compile_config()["jit_compile"] == "auto"
+    model.save(tmp_path / "m.keras")
+    monkeypatch.setenv("KERAS_VAE_JIT_COMPILE", "0")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert loaded.compiled and loaded.jit_compile is False  # "auto" resolved where it loads.
+    assert loaded.steps_per_execution == model.steps_per_execution
+    assert int(loaded.optimizer.iterations) == 16
+    loaded.fit(x, epochs=1, batch_size=32, verbose=0)
+    assert int(loaded.optimizer.iterations) == 24
+
+
+def test_fused_xla_steps_match_keras_step_loop(binary_digits):
+    """Several steps in one XLA program train as Keras's loop of one XLA call per step.
+
+    224 examples in batches of 32 with 5 steps per execution: a full run of
+    5 steps and one of 2 (padded to 5). test_compile_defaults_... covers a
+    smaller last batch.
+    """
+    x = binary_digits[0][:224]
+    results = []
+    # (Both with XLA: XLA's Philox draws a different stream from TF's kernels.)
+    for steps, jit_compile in ((1, True), (5, True)):
+        keras.utils.set_random_seed(0)
+        model = keras_vae.VAE(64, latent_dim=4, hidden_dims=(16,), seed=0)
+        model.compile(keras.optimizers.Adam(1e-2), jit_compile=jit_compile, steps_per_execution=steps)
+        history = model.fit(x, epochs=2, batch_size=32, shuffle=False, verbose=0)
+        assert int(model.optimizer.iterations) == 14
+        results.append((model.get_weights(), history.history))
+    (w1, h1), (w5, h5) = results
+    for a, b in zip(w1, w5):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    for name in ("loss", "elbo", "kl"):
+        np.testing.assert_allclose(h1[name], h5[name], rtol=1e-5)
+
+
+def test_explicit_compile_settings_are_kept(tmp_path, binary_digits):
+    model = keras_vae.VAE(64, latent_dim=2, hidden_dims=(8,), seed=0)
+    model.compile(keras.optimizers.Adam(1e-3), steps_per_execution=3, jit_compile=False)
+    assert (model.steps_per_execution, model.jit_compile) == (3, False)
+    model.fit(binary_digits[0][:64], epochs=1, batch_size=16, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert (loaded.steps_per_execution, loaded.jit_compile) == (3, False)
+
+
+def test_nan_step_is_skipped_within_an_execution():
+    """With many steps in one XLA call, a non-finite loss leaves the weights as they were.
+
+    (Keras's graph loop, without XLA, is covered by test_vae's NaN test.)
+    """
+    model = keras_vae.VAE(4, latent_dim=2, hidden_dims=(4,), likelihood="gaussian", seed=0)
+    model.compile(optimizer="adam", steps_per_execution=8, jit_compile=True)
+    before = [np.array(w) for w in model.get_weights()]
+    with pytest.raises(FloatingPointError, match="loss became"):
+        model.fit(np.full((64, 4), 1e25, "float32"), epochs=3, batch_size=8, verbose=0)
+    assert int(model.optimizer.iterations) == 0
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+# ---------------------------------------------------------------------------
+# The command line.
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_cli_trains_mirrored_on_two_cpu_devices(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_vae.cli", "train", "--distribute", "mirrored", "--cpu-devices", "2",
+         "--epochs", "2", "--out", str(tmp_path), "--verbose", "0"],
+        env=_env(), capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    model = keras.saving.load_model(tmp_path / "model.keras")
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert np.isfinite(metrics["test"]["elbo"]) and model.latent_dim == 16
