@@ -55,28 +55,13 @@ SHORT = {
 
 def load(path, limit_train, n_batch, batch_size, seed):
     """``(training dataset, fixed test batch)`` of binarised MNIST."""
-    try:
-        from keras_vae import datasets
-    except ImportError:
-        datasets = None
-    if datasets is not None and hasattr(datasets, "load"):
-        train = datasets.load(
-            "mnist", "train", batch_size=batch_size, binarization="dynamic", seed=seed, path=path, limit=limit_train
-        )
-        x_test, _ = datasets.load_arrays("mnist", "test", path=path)
-        return train, datasets.binarize(x_test[:n_batch], "static", seed=1234)
-    path = path or os.environ.get("KERAS_VAE_MNIST_PATH")
-    if not path:
-        raise SystemExit("MNIST not found: pass --data-path mnist.npz or set KERAS_VAE_MNIST_PATH.")
-    with np.load(path) as data:
-        x_train = data["x_train"].reshape(-1, 784)[:limit_train].astype("float32") / 255.0
-        x_test = data["x_test"].reshape(-1, 784)[:n_batch].astype("float32") / 255.0
-    rng = np.random.default_rng(seed)
-    x_train = (rng.random(x_train.shape) < x_train).astype("float32")  # static, for the fallback
-    x_test = (np.random.default_rng(1234).random(x_test.shape) < x_test).astype("float32")
-    import tensorflow as tf
+    from keras_vae import datasets
 
-    return tf.data.Dataset.from_tensor_slices(x_train).shuffle(len(x_train), seed=seed).batch(batch_size), x_test
+    train = datasets.load(
+        "mnist", "train", batch_size=batch_size, binarization="dynamic", seed=seed, path=path, limit=limit_train
+    )
+    x_test, _ = datasets.load_arrays("mnist", "test", path=path)
+    return train, datasets.binarize(x_test[:n_batch], "static", seed=1234)
 
 
 def plot(rows, path):

@@ -45,7 +45,6 @@ import sys
 import time
 
 import keras
-import numpy as np
 
 import keras_vae
 from keras_vae import evaluation
@@ -113,44 +112,15 @@ def load_data(path, batch_size, limit_train, limit_test, seed):
     A fresh call gives the same stream of training batches for the same seed,
     so every row sees the same data whatever rows run before it.
     """
-    try:
-        from keras_vae import datasets
-    except ImportError:
-        datasets = None
-    if datasets is not None and hasattr(datasets, "load"):
-        train = datasets.load(
-            "mnist", "train", batch_size=batch_size, binarization="dynamic", seed=seed, path=path, limit=limit_train
-        )
-        x_train, _ = datasets.load_arrays("mnist", "train", path=path)
-        x_test, _ = datasets.load_arrays("mnist", "test", path=path)
-        x_test = datasets.binarize(x_test[:limit_test], "static", seed=TEST_BINARIZATION_SEED)
-        n_train = len(x_train[:limit_train])
-        return train, n_train, x_test
-    import tensorflow as tf
+    from keras_vae import datasets
 
-    with np.load(_npz_path(path)) as data:
-        x_train = data["x_train"].reshape(-1, 784).astype("float32") / 255.0
-        x_test = data["x_test"].reshape(-1, 784).astype("float32") / 255.0
-    x_train = x_train[:limit_train]
-    rng = np.random.default_rng(TEST_BINARIZATION_SEED)
-    x_test = (rng.random(x_test.shape) < x_test).astype("float32")[:limit_test]
-
-    def binarize(probs):
-        return tf.cast(tf.random.uniform(tf.shape(probs)) < probs, tf.float32)
-
-    train = (
-        tf.data.Dataset.from_tensor_slices(x_train)
-        .shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True)
-        .batch(batch_size)
-        .map(binarize)
-        .prefetch(tf.data.AUTOTUNE)
+    train = datasets.load(
+        "mnist", "train", batch_size=batch_size, binarization="dynamic", seed=seed, path=path, limit=limit_train
     )
-    return train, len(x_train), x_test
-
-
-# ---------------------------------------------------------------------------
-# One row.
-# ---------------------------------------------------------------------------
+    x_train, _ = datasets.load_arrays("mnist", "train", path=path)
+    x_test, _ = datasets.load_arrays("mnist", "test", path=path)
+    x_test = datasets.binarize(x_test[:limit_test], "static", seed=TEST_BINARIZATION_SEED)
+    return train, len(x_train[:limit_train]), x_test
 
 
 def run_row(name, args, x_test, out_dir):

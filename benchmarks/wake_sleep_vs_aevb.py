@@ -28,7 +28,6 @@ import pathlib
 import time
 
 import keras
-import numpy as np
 
 import keras_vae
 from keras_vae import datasets

@@ -25,7 +25,7 @@ from keras_vae import cli
 from keras_vae import distribute
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-EPOCHS = 8
+EPOCHS = 6
 
 
 def _env(**extra):
