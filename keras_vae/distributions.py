@@ -65,12 +65,10 @@ def draw_seed(seed):
     return seed
 
 
-# Philox explicitly: it is what "auto_select" picks for CPU/GPU kernels (so
-# eager and graph draws are unchanged), but under XLA on CPU "auto_select"
-# means ThreeFry, which is ~10x slower and was the largest cost of a
-# jit-compiled VAE training step.
-
-
+# Both draws use Philox explicitly: it is what "auto_select" picks for CPU/GPU
+# kernels (so eager and graph draws are unchanged), but under XLA on CPU
+# "auto_select" means ThreeFry, which is ~10x slower and was the largest cost
+# of a jit-compiled VAE training step.
 def random_normal(shape, seed):
     """``N(0, 1)`` draws of ``shape`` (float32) from ``draw_seed(seed)``."""
     return tf.random.stateless_normal(shape, seed=draw_seed(seed), dtype=tf.float32, alg="philox")
