@@ -511,6 +511,10 @@ class HelmholtzMachine(keras.Model):
         return losses, metrics
 
     def train_step(self, data):
+        return self._train_step(data, skip_nonfinite=True)[0]
+
+    def _train_step(self, data, skip_nonfinite):
+        """One update; returns ``(logs, finite)``, ``finite`` whether every loss was finite."""
         x = _features(data)
         groups = {
             "all": self.trainable_variables,
@@ -538,17 +542,17 @@ class HelmholtzMachine(keras.Model):
             self.optimizer.apply_gradients(zip(grads, variables))
             return tf.constant(True)
 
+        finite = tf.reduce_all(tf.stack([tf.math.is_finite(m) for m in means.values()]))
         ctx = tf.distribute.get_replica_context()
-        if ctx is not None and ctx.num_replicas_in_sync > 1:
-            # Replicas see different local losses: no local skip decision.
+        if not skip_nonfinite or (ctx is not None and ctx.num_replicas_in_sync > 1):
+            # (Replicas see different local losses: no local skip decision.)
             apply()
         else:
-            # A step whose loss is NaN/inf leaves the weights and optimizer
-            # state as they were; the loss metric reports it and StopOnNaN
-            # ends fit (with steps_per_execution > 1, after the execution).
-            finite = tf.reduce_all(tf.stack([tf.math.is_finite(m) for m in means.values()]))
+            # Keras's loop: a step whose loss is NaN/inf leaves the weights
+            # and optimizer state as they were; the loss metric reports it
+            # and StopOnNaN ends fit (after the execution).
             tf.cond(finite, apply, lambda: tf.constant(False))
-        return self._record(metrics)
+        return self._record(metrics), finite
 
     def make_train_function(self, force=False):
         """Keras's training function, or one XLA program per ``steps_per_execution`` steps.
@@ -576,8 +580,15 @@ class HelmholtzMachine(keras.Model):
 
         @tf.function(jit_compile=True, reduce_retracing=True)
         def run_steps(batches, count):
-            for i in tf.range(count):
-                self.train_step(batches[i])
+            # The loop ends after a step with a non-finite loss and StopOnNaN
+            # ends fit. That step's update is applied, as Keras itself does:
+            # a conditional update (train_step's) cost 10% of the 784-200-
+            # 200-50 VAE's throughput under XLA (34k vs 37.5k examples/s).
+            # Epoch checkpoints keep the last good weights.
+            i, finite = tf.constant(0), tf.constant(True)
+            while i < count and finite:
+                _, finite = self._train_step(batches[i], skip_nonfinite=False)
+                i += 1
             return {name: self._trackers[name].result() for name in names}
 
         def function(iterator):
@@ -705,6 +716,9 @@ class HelmholtzMachine(keras.Model):
         callbacks = list(callbacks or [])
         if not any(isinstance(c, callbacks_lib.StopOnNaN) for c in callbacks):
             callbacks.append(callbacks_lib.StopOnNaN())
+        if isinstance(x, tf.data.Dataset):
+            # A dataset shuffles itself; Keras would warn that shuffle is ignored.
+            kwargs.setdefault("shuffle", False)
         return super().fit(x, y, validation_data=validation_data, callbacks=callbacks, **kwargs)
 
     def evaluate(self, x=None, y=None, **kwargs):
