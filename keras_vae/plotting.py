@@ -29,6 +29,7 @@ import statistics
 
 import matplotlib
 import numpy as np
+from matplotlib import ticker
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -579,6 +580,7 @@ def plot_history(history, metrics=("elbo", "reconstruction", "kl"), path=None):
                         **_line_style(vals.size))
         ax.set_title(m)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
         ax.set_ylabel("nats per example")
         ax.grid(alpha=0.3)
         ax.legend()
@@ -636,6 +638,7 @@ def plot_comparison(histories, metric="val_elbo", x=None, path=None):
             ax.set_xscale("log")
     else:
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
     ax.set_ylabel(f"{metric} (nats per example)")
     ax.set_title(f"{metric} by training method")
     ax.grid(alpha=0.3, which="both")

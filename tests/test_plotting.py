@@ -325,3 +325,13 @@ def test_saves_readable_png(tmp_path, name):
     with Image.open(path) as img:
         assert img.format == "PNG"
         assert img.size[0] > 50 and img.size[1] > 50
+
+
+def test_epoch_axes_have_whole_number_ticks():
+    h = {"elbo": [-120.0, -110.0, -105.0], "val_elbo": [-121.0, -112.0, -108.0]}
+    for fig in (plotting.plot_history(h, metrics=("elbo",)), plotting.plot_comparison({"a": h})):
+        ax = fig.axes[0]
+        fig.canvas.draw()
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert len(ticks) >= 2
+        np.testing.assert_array_equal(ticks, np.round(ticks))
