@@ -54,6 +54,10 @@ def _add_train_arguments(parser):
     model.add_argument("--samples", type=int, default=1, help="L (ELBO) or k (IWAE, RWS) samples per example")
     model.add_argument("--kl", default="analytic", choices=("analytic", "mc"))
     model.add_argument("--beta", type=float, default=1.0)
+    model.add_argument(
+        "--kl-warmup-steps", type=int, default=0,
+        help="optimizer steps over which the KL weight rises from 0 to beta (elbo objective)",
+    )
     train = parser.add_argument_group("training")
     train.add_argument("--epochs", type=int, default=200)
     train.add_argument("--batch-size", type=int, default=100)
@@ -90,6 +94,7 @@ def build_model(args, input_dim):
             n_samples=args.samples,
             kl=args.kl,
             beta=args.beta,
+            kl_warmup_steps=args.kl_warmup_steps,
             seed=args.seed,
         )
     return models.HelmholtzMachine(
@@ -104,6 +109,7 @@ def build_model(args, input_dim):
         n_samples=args.samples,
         kl=args.kl,
         beta=args.beta,
+        kl_warmup_steps=args.kl_warmup_steps,
         seed=args.seed,
     )
 

@@ -92,6 +92,11 @@ class HelmholtzMachine(keras.Model):
             importance-weighted objectives).
         kl: ``"analytic"`` (closed-form KL for the top layer) or ``"mc"``.
         beta: weight of the KL term in the ``"elbo"`` loss.
+        kl_warmup_steps: int >= 0; with ``"elbo"``, the KL weight rises
+            linearly from 0 to ``beta`` over the first ``kl_warmup_steps``
+            optimizer steps (KL warm-up, Sønderby et al. 2016), computed from
+            ``optimizer.iterations`` so a resumed run continues the schedule.
+            Training then also reports ``kl_weight``. 0 (default): no warm-up.
         sleep_q: for ``"reweighted_wake_sleep"``, add the sleep-phase q update.
         eval_samples: if > 0, ``evaluate`` also reports ``log_px``, the
             importance-sampled ``log p(x)`` with this many samples.
@@ -122,6 +127,7 @@ class HelmholtzMachine(keras.Model):
         n_samples=1,
         kl="analytic",
         beta=1.0,
+        kl_warmup_steps=0,
         sleep_q=True,
         eval_samples=0,
         recognition_networks=None,
@@ -164,6 +170,13 @@ class HelmholtzMachine(keras.Model):
             raise ValueError(f"kl must be 'analytic' or 'mc', got {kl!r}.")
         self.kl = kl
         self.beta = float(beta)
+        if int(kl_warmup_steps) != kl_warmup_steps or kl_warmup_steps < 0:
+            raise ValueError(f"kl_warmup_steps must be a non-negative integer, got {kl_warmup_steps!r}.")
+        self.kl_warmup_steps = int(kl_warmup_steps)
+        if self.kl_warmup_steps and objective != "elbo":
+            raise ValueError(
+                f"kl_warmup_steps weights the KL term of the 'elbo' objective; objective={objective!r} has none."
+            )
         self.sleep_q = bool(sleep_q)
         self.eval_samples = int(eval_samples)
         self.likelihood = _deserialize(likelihood)
@@ -432,6 +445,7 @@ class HelmholtzMachine(keras.Model):
 
     def _metric_names(self):
         names = ["loss", "elbo", "reconstruction", "kl"]
+        names += ["kl_weight"] if self.kl_warmup_steps else []
         names += {
             "elbo": [],
             "iwae": ["iwae_bound"],
@@ -466,6 +480,13 @@ class HelmholtzMachine(keras.Model):
             total = local
         return ops.sum(per_example) / total
 
+    def _kl_weight(self):
+        """``beta``, scaled by ``min(1, iterations / kl_warmup_steps)`` during warm-up."""
+        if not self.kl_warmup_steps or getattr(self, "optimizer", None) is None:
+            return self.beta
+        step = ops.cast(self.optimizer.iterations, "float32")
+        return self.beta * ops.minimum(1.0, step / float(self.kl_warmup_steps))
+
     def objective_losses(self, x, training=True):
         """Per-example losses of the training objective and metric values.
 
@@ -480,7 +501,10 @@ class HelmholtzMachine(keras.Model):
             parts = objectives.elbo(terms)
             metrics = dict(parts)
             if self.objective == "elbo":
-                loss = -(parts["reconstruction"] - self.beta * parts["kl"])
+                weight = self._kl_weight() if training else self.beta
+                loss = -(parts["reconstruction"] - weight * parts["kl"])
+                if self.kl_warmup_steps and training:
+                    metrics["kl_weight"] = weight
             else:
                 # The bound needs per-sample weights: Monte Carlo top layer.
                 bound = objectives.iwae(terms._replace(kl_top=None))
@@ -777,6 +801,7 @@ class HelmholtzMachine(keras.Model):
             n_samples=self.n_samples,
             kl=self.kl,
             beta=self.beta,
+            kl_warmup_steps=self.kl_warmup_steps,
             sleep_q=self.sleep_q,
             eval_samples=self.eval_samples,
             recognition_networks=self._user_networks(self.recognition_networks, "recognition"),
@@ -811,6 +836,8 @@ class VAE(HelmholtzMachine):
         n_samples: L, samples of z per example.
         kl: ``"analytic"`` or ``"mc"``.
         beta: KL weight (1 is the ELBO).
+        kl_warmup_steps: optimizer steps over which the KL weight rises
+            linearly from 0 to ``beta`` (see :class:`HelmholtzMachine`).
         eval_samples: if > 0, ``evaluate`` reports importance-sampled ``log_px``.
         encoder: optional Keras layer ``x [batch, D] -> features``.
         decoder: optional Keras layer ``z [batch, latent_dim] -> features``.
@@ -835,6 +862,7 @@ class VAE(HelmholtzMachine):
         n_samples=1,
         kl="analytic",
         beta=1.0,
+        kl_warmup_steps=0,
         eval_samples=0,
         encoder=None,
         decoder=None,
@@ -853,6 +881,7 @@ class VAE(HelmholtzMachine):
             n_samples=n_samples,
             kl=kl,
             beta=beta,
+            kl_warmup_steps=kl_warmup_steps,
             eval_samples=eval_samples,
             recognition_networks=None if encoder is None else [encoder],
             generative_networks=None if decoder is None else [decoder],
@@ -874,6 +903,7 @@ class VAE(HelmholtzMachine):
             n_samples=self.n_samples,
             kl=self.kl,
             beta=self.beta,
+            kl_warmup_steps=self.kl_warmup_steps,
             eval_samples=self.eval_samples,
             encoder=_serialize(self.encoder),
             decoder=_serialize(self.decoder),

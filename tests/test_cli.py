@@ -60,6 +60,14 @@ def test_helmholtz_machine_from_the_cli(tmp_path):
     assert model.latent_dims == [8, 4] and model.objective == "wake_sleep"
 
 
+def test_model_options_reach_the_model():
+    args = cli.make_parser().parse_args(["train", "--beta", "0.5", "--kl-warmup-steps", "300"])
+    model = cli.build_model(args, 64)
+    assert (model.beta, model.kl_warmup_steps) == (0.5, 300)
+    args = cli.make_parser().parse_args(["train", "--latent-dims", "8,4", "--kl-warmup-steps", "30"])
+    assert cli.build_model(args, 64).kl_warmup_steps == 30
+
+
 def test_bad_options_give_clear_errors(tmp_path, capsys):
     assert cli.main(["train", "--dataset", "cifar", "--out", str(tmp_path)]) == 2
     assert "cifar" in capsys.readouterr().err

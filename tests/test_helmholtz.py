@@ -14,6 +14,7 @@ from model_test_base import ModelTestBase
 
 CONFIGS = {
     "elbo_gaussian": dict(objective="elbo"),
+    "elbo_kl_warmup": dict(objective="elbo", kl_warmup_steps=5),
     "iwae_gaussian": dict(objective="iwae", n_samples=3),
     "wake_sleep_bernoulli": dict(objective="wake_sleep", latent="bernoulli"),
     "wake_sleep_gaussian": dict(objective="wake_sleep"),
@@ -49,6 +50,7 @@ class TestHelmholtzMachine(ModelTestBase):
         history = self.run_fit_predict_test(_make(name), binary_digits[0][:96], epochs=1)
         expected = {
             "elbo_gaussian": set(),
+            "elbo_kl_warmup": {"kl_weight"},
             "iwae_gaussian": {"iwae_bound"},
             "wake_sleep_bernoulli": {"wake_loss", "sleep_loss"},
             "wake_sleep_gaussian": {"wake_loss", "sleep_loss"},

@@ -98,6 +98,43 @@ def test_beta_weights_the_kl_in_the_loss_only(digits):
     np.testing.assert_allclose(metrics["loss"], -(metrics["reconstruction"] - 4.0 * metrics["kl"]), rtol=1e-5)
 
 
+def test_kl_warmup_raises_the_kl_weight_linearly_per_step(digits):
+    x = digits[0][:20]
+    model = keras_vae.VAE(64, latent_dim=2, hidden_dims=(8,), seed=0, beta=2.0, kl_warmup_steps=4)
+    model.compile(keras.optimizers.Adam(1e-3))
+    for step in range(6):
+        logs = model.train_on_batch(x, return_dict=True)
+        weight = 2.0 * min(1.0, step / 4)
+        assert logs["kl_weight"] == pytest.approx(weight)
+        assert logs["loss"] == pytest.approx(-(logs["reconstruction"] - weight * logs["kl"]), rel=1e-5)
+    # Evaluation reports the ELBO whatever the weight.
+    result = model.evaluate(x, verbose=0, return_dict=True)
+    assert result["loss"] == pytest.approx(-result["elbo"])
+    assert "kl_weight" not in result
+
+
+@pytest.mark.parametrize("jit_compile", [False, True], ids=["graph", "xla_fused"])
+def test_kl_warmup_follows_the_optimizer_step_inside_an_execution(digits, jit_compile):
+    model = keras_vae.VAE(64, latent_dim=2, hidden_dims=(8,), seed=0, kl_warmup_steps=8)
+    model.compile(keras.optimizers.Adam(1e-3), jit_compile=jit_compile, steps_per_execution=4)
+    history = model.fit(digits[0][:64], batch_size=4, epochs=2, shuffle=False, verbose=0)
+    # Epoch means of min(1, i / 8) over steps i = 0..15, then 16..31.
+    assert history.history["kl_weight"] == pytest.approx([(28 / 8 + 8) / 16, 1.0])
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(kl_warmup_steps=-1), "non-negative integer"),
+        (dict(kl_warmup_steps=2.5), "non-negative integer"),
+        (dict(kl_warmup_steps=10, objective="iwae", n_samples=2), "'elbo' objective"),
+    ],
+)
+def test_kl_warmup_bad_values(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        keras_vae.HelmholtzMachine(64, latent_dims=(4,), hidden_dims=(8,), **kwargs)
+
+
 def test_sample_is_reproducible_with_a_seed():
     model = keras_vae.VAE(64, latent_dim=2, hidden_dims=(8,), seed=0)
     a, b, c = model.sample(5, seed=3), model.sample(5, seed=3), model.sample(5, seed=4)
