@@ -21,6 +21,8 @@ and PyTorch, after a warm-up run of each, interleaved (A B A B ...) over
 - ``keras-vae fit (pre-change settings)``: the same with the settings keras-vae
   had before it set fast defaults (``jit_compile=False``,
   ``steps_per_execution=1``); ``--no-baseline`` leaves it out;
+- ``keras-vae fit, tf.data autotuner on`` (with ``--autotune-row``): the
+  defaults on the same pipeline with tf.data's autotuner turned back on;
 - ``pytorch eager``: the same model, optimiser
   (Adam, Keras's epsilon) and batch size as a plain PyTorch training loop
   (shuffle, ``torch.bernoulli`` per batch); skipped with a message if torch is
@@ -70,6 +72,10 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="intra- and inter-op threads for both")
     parser.add_argument("--no-torch", action="store_true", help="leave out the PyTorch rows")
     parser.add_argument("--no-baseline", action="store_true", help="leave out the pre-change keras-vae settings")
+    parser.add_argument(
+        "--autotune-row", action="store_true",
+        help="also time keras-vae fit with tf.data's autotuner turned back on",
+    )
     parser.add_argument("--profile", action="store_true", help="print a time breakdown of the keras-vae step")
     parser.add_argument("--trace", default=None, help="write a TensorFlow profiler trace of 50 steps here")
     parser.add_argument("--json", default=None, help="also write the results as JSON to this file")
@@ -108,38 +114,24 @@ def _torch():
 
 
 def load_mnist(path):
-    """``(x_train [60000, 784], x_test [10000, 784])`` float32 intensities in [0, 1]."""
-    if not path or not os.path.exists(path):
-        raise SystemExit(
-            "throughput.py needs a local MNIST: pass --data-path mnist.npz or set "
-            f"KERAS_VAE_MNIST_PATH (got {path!r})."
-        )
-    with np.load(path) as data:
-        x_train = data["x_train"].reshape(-1, 784).astype("float32") / 255.0
-        x_test = data["x_test"].reshape(-1, 784).astype("float32") / 255.0
-    return x_train, x_test
+    """``(x_train [60000, 784], x_test [10000, 784])`` float32 intensities in [0, 1].
+
+    Through ``keras_vae.datasets.load_arrays``: the file at ``path``, else
+    ``KERAS_VAE_MNIST_PATH``, else tensorflow-datasets.
+    """
+    from keras_vae import datasets
+
+    try:
+        # Copies: the loader's arrays are read-only views and PyTorch wants writable ones.
+        return tuple(np.array(datasets.load_arrays("mnist", split, path=path)[0]) for split in ("train", "test"))
+    except (FileNotFoundError, RuntimeError) as err:
+        raise SystemExit(f"throughput.py needs MNIST: pass --data-path mnist.npz or set KERAS_VAE_MNIST_PATH ({err}).")
 
 
 def static_binarize(x, seed):
-    return (np.random.default_rng(seed).random(x.shape) < x).astype("float32")
+    from keras_vae import datasets
 
-
-def keras_dataset(x, batch_size, seed):
-    """Shuffled batches, dynamically binarised on the fly (a fresh draw per batch).
-
-    Binarising after batching is one vectorised op per batch, on tf.data's own
-    threads; ``prefetch`` overlaps it with the training step.
-    """
-    import tensorflow as tf
-
-    ds = tf.data.Dataset.from_tensor_slices(x).shuffle(len(x), seed=seed).batch(batch_size)
-
-    def binarize(batch, index):
-        u = tf.random.stateless_uniform(tf.shape(batch), seed=tf.stack([tf.cast(index, tf.int32), seed]))
-        return tf.cast(u < batch, tf.float32)
-
-    ds = ds.enumerate().map(lambda i, b: binarize(b, i), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return datasets.binarize(x, "static", seed=seed)
 
 
 def median(values):
@@ -165,19 +157,19 @@ class KerasTrainer:
     """Times ``model.fit`` for one pass over ``n`` examples.
 
     The data come from ``keras_vae.datasets.load("mnist", "train",
-    binarization="dynamic")``, the package's own pipeline, when ``data_path``
-    is given; else from :func:`keras_dataset` over ``x``.
+    binarization="dynamic")``, the package's own pipeline (tf.data's
+    autotuner off); ``autotune=True`` turns the autotuner back on.
     """
 
-    def __init__(self, kind, x, batch_size, seed, compile_kwargs=None, data_path=None):
+    def __init__(self, kind, batch_size, seed, compile_kwargs=None, data_path=None, autotune=False):
         import keras
 
         self.model = keras_model(kind, seed)
         self.model.compile(optimizer=keras.optimizers.Adam(1e-3), **(compile_kwargs or {}))
         self.batch_size = batch_size
-        self.x = x
         self.seed = seed
         self.data_path = data_path
+        self.autotune = autotune
         self._datasets = {}
 
     def dataset(self, n):
@@ -187,14 +179,19 @@ class KerasTrainer:
         return self._datasets[n]
 
     def _make_dataset(self, n):
-        if self.data_path:
-            from keras_vae import datasets
+        import tensorflow as tf
 
-            return datasets.load(
-                "mnist", "train", batch_size=self.batch_size, binarization="dynamic",
-                seed=self.seed, path=self.data_path, limit=n,
-            )
-        return keras_dataset(self.x[:n], self.batch_size, self.seed)
+        from keras_vae import datasets
+
+        ds = datasets.load(
+            "mnist", "train", batch_size=self.batch_size, binarization="dynamic",
+            seed=self.seed, path=self.data_path, limit=n,
+        )
+        if self.autotune:
+            options = tf.data.Options()
+            options.autotune.enabled = True
+            ds = ds.with_options(options)
+        return ds
 
     def run(self, n):
         ds = self.dataset(n)
@@ -372,7 +369,7 @@ class TorchTrainer:
             loss = self.model.loss(batch)
             loss.backward()
             self.optimizer.step()
-        self.last_loss = float(loss)
+        self.last_loss = float(loss.detach())
         return n / (time.perf_counter() - start)
 
 
@@ -449,7 +446,7 @@ def profile_step(args, x_train):
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     n = (min(len(x_train), 20000) // args.batch_size) * args.batch_size
     steps = n // args.batch_size
-    trainer = KerasTrainer("vae", x_train, args.batch_size, args.seed, data_path=args.data_path)
+    trainer = KerasTrainer("vae", args.batch_size, args.seed, data_path=args.data_path)
     pipeline_ds = trainer.dataset(n)
     stacked = tf.constant(static_binarize(x_train[:n], args.seed).reshape(steps, args.batch_size, -1))
     cached = tf.data.Dataset.from_tensor_slices(stacked).cache()
@@ -515,13 +512,13 @@ def profile_step(args, x_train):
     return {name: ms for name, ms in rows}
 
 
-def trace(args, x_train):
+def trace(args):
     import keras
     import tensorflow as tf
 
     model = keras_model("vae", args.seed)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    ds = KerasTrainer("vae", x_train, args.batch_size, args.seed, data_path=args.data_path).dataset(
+    ds = KerasTrainer("vae", args.batch_size, args.seed, data_path=args.data_path).dataset(
         200 * args.batch_size
     )
     model.fit(ds, epochs=1, verbose=0)
@@ -534,8 +531,8 @@ def trace(args, x_train):
 def main(argv=None):
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    x_train, x_test = load_mnist(args.data_path)
     configure_threads(args.threads)
+    x_train, x_test = load_mnist(args.data_path)
     import keras
     import tensorflow as tf
 
@@ -562,10 +559,14 @@ def main(argv=None):
     for kind in ("vae", "hm"):
         if kind not in args.rows:
             continue
-        runners = {"keras-vae fit": KerasTrainer(kind, x_train, args.batch_size, args.seed, data_path=args.data_path)}
+        runners = {"keras-vae fit": KerasTrainer(kind, args.batch_size, args.seed, data_path=args.data_path)}
+        if args.autotune_row:
+            runners["keras-vae fit, tf.data autotuner on"] = KerasTrainer(
+                kind, args.batch_size, args.seed, data_path=args.data_path, autotune=True
+            )
         if not args.no_baseline:
             runners["keras-vae fit (pre-change settings)"] = KerasTrainer(
-                kind, x_train, args.batch_size, args.seed, dict(jit_compile=False, steps_per_execution=1),
+                kind, args.batch_size, args.seed, dict(jit_compile=False, steps_per_execution=1),
                 data_path=args.data_path,
             )
         if torch is not None:
@@ -599,7 +600,7 @@ def main(argv=None):
     if args.profile:
         report["profile_ms_per_batch"] = profile_step(args, x_train)
     if args.trace:
-        trace(args, x_train)
+        trace(args)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)

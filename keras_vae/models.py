@@ -480,13 +480,6 @@ class HelmholtzMachine(keras.Model):
             total = local
         return ops.sum(per_example) / total
 
-    def _kl_weight(self):
-        """``beta``, scaled by ``min(1, iterations / kl_warmup_steps)`` during warm-up."""
-        if not self.kl_warmup_steps or getattr(self, "optimizer", None) is None:
-            return self.beta
-        step = ops.cast(self.optimizer.iterations, "float32")
-        return self.beta * ops.minimum(1.0, step / float(self.kl_warmup_steps))
-
     def objective_losses(self, x, training=True):
         """Per-example losses of the training objective and metric values.
 
@@ -501,10 +494,12 @@ class HelmholtzMachine(keras.Model):
             parts = objectives.elbo(terms)
             metrics = dict(parts)
             if self.objective == "elbo":
-                weight = self._kl_weight() if training else self.beta
-                loss = -(parts["reconstruction"] - weight * parts["kl"])
-                if self.kl_warmup_steps and training:
+                weight = self.beta
+                if self.kl_warmup_steps and training and getattr(self, "optimizer", None) is not None:
+                    step = ops.cast(self.optimizer.iterations, "float32")
+                    weight = self.beta * ops.minimum(1.0, step / float(self.kl_warmup_steps))
                     metrics["kl_weight"] = weight
+                loss = -(parts["reconstruction"] - weight * parts["kl"])
             else:
                 # The bound needs per-sample weights: Monte Carlo top layer.
                 bound = objectives.iwae(terms._replace(kl_top=None))
