@@ -5,10 +5,13 @@ import pathlib
 from setuptools import find_packages, setup
 
 HERE = pathlib.Path(__file__).parent
+# The version is defined once, in keras_vae/version.py.
+VERSION = {}
+exec((HERE / "keras_vae" / "version.py").read_text(encoding="utf-8"), VERSION)
 
 setup(
     name="keras-vae",
-    version="0.1.0",
+    version=VERSION["__version__"],
     description=(
         "Variational autoencoders and Helmholtz machines for Keras 3: "
         "AEVB, IWAE, wake-sleep, importance-sampled evaluation and export."

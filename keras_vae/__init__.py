@@ -8,22 +8,26 @@ evaluation, plots and export for serving.
 
 from keras_vae import callbacks
 from keras_vae import datasets
-from keras_vae import distributions
+from keras_vae import distributions  # deprecated alias of heads
 from keras_vae import evaluation
 from keras_vae import export
+from keras_vae import heads
 from keras_vae import networks
 from keras_vae import objectives
+from keras_vae.heads import DistributionHead
+from keras_vae.heads import ObservationHead
 from keras_vae import plotting
+from keras_vae import presets
 from keras_vae.callbacks import StopOnNaN
-from keras_vae.distributions import BernoulliLatent
-from keras_vae.distributions import BernoulliObservation
-from keras_vae.distributions import BernoulliPrior
-from keras_vae.distributions import CategoricalObservation
-from keras_vae.distributions import GaussianLatent
-from keras_vae.distributions import GaussianObservation
-from keras_vae.distributions import MixedObservation
-from keras_vae.distributions import StandardNormalPrior
+from keras_vae.heads import BernoulliLatent
+from keras_vae.heads import BernoulliObservation
+from keras_vae.heads import BernoulliPrior
+from keras_vae.heads import CategoricalObservation
+from keras_vae.heads import GaussianLatent
+from keras_vae.heads import GaussianObservation
+from keras_vae.heads import MixedObservation
+from keras_vae.heads import StandardNormalPrior
 from keras_vae.models import VAE
 from keras_vae.models import HelmholtzMachine
 
-__version__ = "0.1.0"
+from keras_vae.version import __version__

@@ -26,6 +26,8 @@ import tempfile
 
 import keras
 
+from keras_vae import _keras_compat
+
 STRATEGIES = ("none", "mirrored", "multi_worker")
 
 
@@ -156,7 +158,7 @@ def remove_worker_output_dir(path, out):
         shutil.rmtree(path, ignore_errors=True)
 
 
-class BackupAndRestore(keras.callbacks.BackupAndRestore):
+class BackupAndRestore(_keras_compat.AtomicBackupAndRestore):
     """``keras.callbacks.BackupAndRestore`` for jobs that may be killed at any time.
 
     Differences from Keras's callback:
@@ -172,30 +174,13 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     On restart with the same ``backup_dir``, ``fit`` resumes after the last
     completed epoch (``save_freq="epoch"``) with the saved weights and
     optimiser state.
+
+    Example:
+        >>> model.fit(data, epochs=50, callbacks=[BackupAndRestore("run/backup")])
     """
 
-    def _save_model(self):
-        if not is_chief():
-            return
-        os.makedirs(self.backup_dir, exist_ok=True)
-        if self.double_checkpoint:
-            for path, prev in (
-                (self._weights_path, self._prev_weights_path),
-                (self._training_metadata_path, self._prev_training_metadata_path),
-            ):
-                if os.path.exists(path):
-                    shutil.copyfile(path, prev + ".tmp")
-                    os.replace(prev + ".tmp", prev)
-        tmp_weights = self._weights_path + ".tmp.weights.h5"
-        self.model.save_weights(filepath=tmp_weights, overwrite=True)
-        tmp_meta = self._training_metadata_path + ".tmp"
-        with open(tmp_meta, "w") as f:
-            json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        # Both files are complete before either replaces the last checkpoint.
-        os.replace(tmp_weights, self._weights_path)
-        os.replace(tmp_meta, self._training_metadata_path)
+    def should_write(self):
+        return is_chief()
 
     def on_train_end(self, logs=None):
         if is_chief():

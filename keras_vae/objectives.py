@@ -1,19 +1,23 @@
-"""Training objectives as pure functions of per-layer log-probabilities.
+"""Training objectives: pure functions of log-probabilities, and the objects that use them.
 
-Every function takes a :class:`Terms` computed by the model for a batch of
-``B`` examples and ``k`` posterior samples each, and returns per-example
-tensors ``[B]`` in nats (higher is better). The model turns them into losses
-averaged over the global batch and routes gradients to the right variables.
+The functions take a :class:`Terms` computed by the model for a batch of
+``B`` examples and ``k`` posterior samples each, and return per-example
+tensors ``[B]`` in nats (higher is better).
+
+The classes (:class:`Objective` and its subclasses) are what a model trains
+with: each knows its variable groups, its metric names, whether it needs
+reparameterised layers, and turns the model's terms into per-example losses.
+Models ask their objective and never compare objective names. A new
+objective is one new subclass, registered with :func:`register`; see
+:class:`Objective`.
 
 Notation: ``h_0 = x``; ``log w = log p(x, h) - log q(h | x)``.
 """
 
 from typing import NamedTuple, Optional, Sequence
 
+import keras
 from keras import ops
-
-OBJECTIVES = ("elbo", "iwae", "wake_sleep", "reweighted_wake_sleep")
-
 
 class Terms(NamedTuple):
     """Log-probability terms of a stochastic hierarchy, each ``[k, B]``.
@@ -117,3 +121,244 @@ def reweighted_wake(terms):
         "wake_q": ops.sum(w * log_posterior(terms), axis=0),
     }
 
+
+
+# ---------------------------------------------------------------------------
+# Objective objects.
+# ---------------------------------------------------------------------------
+
+_REGISTRY = {}
+
+
+def register(cls):
+    """Class decorator: make an :class:`Objective` subclass available by its ``name``.
+
+    The class is also registered with Keras's serialisation (package
+    ``"keras_vae"``), so models trained with it save and load.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Objective)) or not cls.name:
+        raise TypeError(f"register needs an Objective subclass with a name, got {cls!r}.")
+    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+        raise ValueError(f"An objective named {cls.name!r} is already registered ({_REGISTRY[cls.name].__name__}).")
+    _REGISTRY[cls.name] = cls
+    return keras.saving.register_keras_serializable(package="keras_vae")(cls)
+
+
+def available():
+    """Names of the registered objectives, in registration order."""
+    return tuple(_REGISTRY)
+
+
+def get(identifier):
+    """An :class:`Objective` from a registered name, an instance or a serialised dict.
+
+    Args:
+        identifier: ``"elbo"``, ``"iwae"``, ... (see :func:`available`), an
+            ``Objective`` instance (returned as is) or the dict
+            :func:`serialize` made of one.
+
+    Returns:
+        An ``Objective``.
+
+    Raises:
+        ValueError: unknown name or object.
+    """
+    if isinstance(identifier, Objective):
+        return identifier
+    if isinstance(identifier, dict):
+        return get(keras.saving.deserialize_keras_object(identifier))
+    if isinstance(identifier, str) and identifier in _REGISTRY:
+        return _REGISTRY[identifier]()
+    raise ValueError(
+        f"Unknown objective {identifier!r}; choose from {available()} or pass a keras_vae.objectives.Objective."
+    )
+
+
+def serialize(objective):
+    """The registered name of a built-in objective with its defaults, else Keras's serialised dict."""
+    if _REGISTRY.get(objective.name) is type(objective) and not objective.get_config():
+        return objective.name
+    return keras.saving.serialize_keras_object(objective)
+
+
+class Objective:
+    """Base class of training objectives.
+
+    A subclass sets the class attributes and implements :meth:`losses`:
+
+    - ``name``: the registry name (also the ``objective`` string a model takes);
+    - ``variable_groups``: the groups :meth:`losses` returns a loss for, each
+      differentiated w.r.t. the model's variables of that group only:
+      ``"all"``, ``"generative"`` (``p(x, h)``) or ``"recognition"``
+      (``q(h | x)``); a model with one group uses a non-persistent tape;
+    - ``needs_reparameterized``: every latent layer must be reparameterisable
+      (Gaussian) for the gradients to be right;
+    - ``uses_kl_weight``: the loss weights its KL term by the model's ``beta``
+      and ``kl_warmup_steps`` schedule.
+
+    Every objective reports the ELBO and its parts (``elbo``,
+    ``reconstruction``, ``kl``) besides its own metrics, so models trained
+    differently compare on the same figures.
+
+    Example: a free-bits ELBO (Kingma et al., 2016) as one class:
+
+    ```python
+    @keras_vae.objectives.register
+    class FreeBitsELBO(keras_vae.objectives.Objective):
+        name = "free_bits_elbo"
+        def __init__(self, free_bits=1.0):
+            self.free_bits = free_bits
+        def losses(self, model, x, training=True):
+            terms = model.terms(x, model.n_samples, training=training)
+            metrics = keras_vae.objectives.elbo(terms)
+            kl = keras.ops.maximum(metrics["kl"], self.free_bits)
+            metrics["loss"] = kl - metrics["reconstruction"]
+            return {"all": metrics["loss"]}, metrics
+        def get_config(self):
+            return {"free_bits": self.free_bits}
+
+    model = keras_vae.HelmholtzMachine(784, latent_dims=(16,), objective=FreeBitsELBO(2.0))
+    ```
+    """
+
+    name = None
+    variable_groups = ("all",)
+    needs_reparameterized = True
+    uses_kl_weight = False
+
+    def metric_names(self, model):
+        """Training metrics besides ``loss``, ``elbo``, ``reconstruction``, ``kl``."""
+        return []
+
+    def losses(self, model, x, training=True):
+        """Per-example losses and metrics for a batch ``x [B, ...]``.
+
+        Args:
+            model: the ``HelmholtzMachine`` being trained (its ``terms``,
+                ``dream`` and settings such as ``n_samples``).
+            x: the batch.
+            training: passed to the networks.
+
+        Returns:
+            ``(losses, metrics)``: ``losses`` maps each of ``variable_groups``
+            to ``[B]`` losses; ``metrics`` maps every name of
+            :meth:`metric_names` and ``loss``, ``elbo``, ``reconstruction``,
+            ``kl`` to ``[B]`` values (or scalars).
+        """
+        raise NotImplementedError
+
+    def get_config(self):
+        """Constructor arguments (none for the built-in objectives)."""
+        return {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.get_config() or ''})"
+
+
+@register
+class ELBO(Objective):
+    """The reparameterised ELBO with ``n_samples`` draws: ``E_q[log p(x | h)] - beta * KL``.
+
+    The KL weight is the model's ``beta``, ramped up from 0 over
+    ``kl_warmup_steps`` optimizer steps when that is set (KL warm-up).
+    """
+
+    name = "elbo"
+    uses_kl_weight = True
+
+    def metric_names(self, model):
+        return ["kl_weight"] if model.kl_warmup_steps else []
+
+    def losses(self, model, x, training=True):
+        parts = elbo(model.terms(x, model.n_samples, training=training))
+        metrics = dict(parts)
+        weight = model.beta
+        if model.kl_warmup_steps and training and getattr(model, "optimizer", None) is not None:
+            step = ops.cast(model.optimizer.iterations, "float32")
+            weight = model.beta * ops.minimum(1.0, step / float(model.kl_warmup_steps))
+            metrics["kl_weight"] = weight
+        loss = -(parts["reconstruction"] - weight * parts["kl"])
+        metrics["loss"] = loss
+        return {"all": loss}, metrics
+
+
+@register
+class IWAE(Objective):
+    """The importance-weighted bound with ``k = n_samples`` (Burda et al., 2015)."""
+
+    name = "iwae"
+
+    def metric_names(self, model):
+        return ["iwae_bound"]
+
+    def losses(self, model, x, training=True):
+        terms = model.terms(x, model.n_samples, training=training)
+        metrics = dict(elbo(terms))
+        # The bound needs per-sample weights: Monte Carlo top layer.
+        bound = iwae(terms._replace(kl_top=None))
+        metrics["iwae_bound"] = bound
+        metrics["loss"] = -bound
+        return {"all": -bound}, metrics
+
+
+def _sleep_loss(model, x, training):
+    """``-log q(h | x~)`` on dreams ``(h, x~) ~ p`` held constant, ``[B]``."""
+    samples, x_dream, _ = model.dream(ops.shape(x)[0], training=training)
+    samples = [ops.stop_gradient(h) for h in samples]
+    return -sleep(model.recognition_log_probs(ops.stop_gradient(x_dream), samples, training))
+
+
+@register
+class WakeSleep(Objective):
+    """Wake-sleep (Hinton et al., 1995): wake updates p on ``h ~ q``, sleep updates q on dreams."""
+
+    name = "wake_sleep"
+    variable_groups = ("generative", "recognition")
+    needs_reparameterized = False
+
+    def metric_names(self, model):
+        return ["wake_loss", "sleep_loss"]
+
+    def losses(self, model, x, training=True):
+        terms = model.terms(x, model.n_samples, training=training, stop_gradient=True)
+        metrics = elbo(terms)
+        wake_loss = -wake(terms)
+        sleep_loss = _sleep_loss(model, x, training)
+        metrics.update(wake_loss=wake_loss, sleep_loss=sleep_loss, loss=wake_loss + sleep_loss)
+        return {"generative": wake_loss, "recognition": sleep_loss}, metrics
+
+
+@register
+class ReweightedWakeSleep(Objective):
+    """Reweighted wake-sleep (Bornschein & Bengio, 2015) with ``k = n_samples``.
+
+    Wake-p and wake-q updates with normalised importance weights; with the
+    model's ``sleep_q`` also the sleep-phase q update.
+    """
+
+    name = "reweighted_wake_sleep"
+    variable_groups = ("generative", "recognition")
+    needs_reparameterized = False
+
+    def metric_names(self, model):
+        return ["wake_p_loss", "wake_q_loss"] + (["sleep_loss"] if model.sleep_q else [])
+
+    def losses(self, model, x, training=True):
+        terms = model.terms(x, model.n_samples, training=training, stop_gradient=True)
+        metrics = elbo(terms)
+        parts = reweighted_wake(terms._replace(kl_top=None))
+        losses = {"generative": -parts["wake_p"], "recognition": -parts["wake_q"]}
+        metrics.update(wake_p_loss=losses["generative"], wake_q_loss=losses["recognition"])
+        if model.sleep_q:
+            metrics["sleep_loss"] = _sleep_loss(model, x, training)
+            losses["recognition"] = losses["recognition"] + metrics["sleep_loss"]
+        metrics["loss"] = losses["generative"] + losses["recognition"]
+        return losses, metrics
+
+
+#: Names of the built-in objectives (see :func:`available` for all registered ones).
+OBJECTIVES = available()

@@ -6,7 +6,7 @@ import pytest
 import tensorflow_probability as tfp
 
 import keras_vae
-from keras_vae import distributions
+from keras_vae import heads
 
 tfd = tfp.distributions
 
@@ -172,6 +172,6 @@ def test_unknown_options_are_rejected():
     with pytest.raises(ValueError, match="covariance"):
         keras_vae.GaussianLatent(2, covariance="banded")
     with pytest.raises(ValueError, match="Unknown likelihood"):
-        distributions.get_observation("poisson", 3)
+        heads.get_observation("poisson", 3)
     with pytest.raises(ValueError, match="input_dim"):
-        distributions.get_observation(keras_vae.BernoulliObservation(4), 3)
+        heads.get_observation(keras_vae.BernoulliObservation(4), 3)

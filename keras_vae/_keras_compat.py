@@ -1,0 +1,75 @@
+"""The private Keras APIs keras-vae relies on, gathered in one place.
+
+Keras has no public API for these; each is read defensively and used only
+here. Tested with Keras 3.15.1 on TensorFlow 2.21 (``setup.py`` admits Keras
+3.8 to 3.15); a Keras upgrade that renames one of them needs a change in this
+module only.
+"""
+
+import json
+import os
+import shutil
+
+import keras
+
+#: Keras versions this module's private API uses were tested with.
+TESTED_KERAS_VERSIONS = ("3.15.1",)
+
+
+def distribute_strategy(model):
+    """The ``tf.distribute`` strategy a model was built under, or None (``Model._distribute_strategy``)."""
+    return getattr(model, "_distribute_strategy", None)
+
+
+def flatten_layers(model):
+    """Every layer of ``model``, nested ones included (``Layer._flatten_layers``)."""
+    return list(model._flatten_layers())
+
+
+def compile_config(model):
+    """The ``SerializableDict`` of a compiled model's ``compile`` arguments, or None (``Model._compile_config``)."""
+    return getattr(model, "_compile_config", None)
+
+
+def in_multi_worker_mode(strategy):
+    """Whether a strategy spans several workers (``extended._in_multi_worker_mode``), the
+    check Keras's trainer uses to pick its multi-worker reduction."""
+    return bool(getattr(strategy.extended, "_in_multi_worker_mode", lambda: False)())
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """``keras.callbacks.BackupAndRestore`` whose checkpoint is written atomically.
+
+    The weights and the training metadata are written in full to temporary
+    files, then moved into place (``os.replace``): a process killed in the
+    middle of a save leaves the previous complete checkpoint, never a
+    truncated one. Overrides Keras's private ``_save_model`` and reads its
+    private path attributes. Subclasses may override :meth:`should_write`.
+    """
+
+    def should_write(self):
+        """Whether this process writes (and deletes) the backup."""
+        return True
+
+    def _save_model(self):
+        if not self.should_write():
+            return
+        os.makedirs(self.backup_dir, exist_ok=True)
+        if self.double_checkpoint:
+            for path, prev in (
+                (self._weights_path, self._prev_weights_path),
+                (self._training_metadata_path, self._prev_training_metadata_path),
+            ):
+                if os.path.exists(path):
+                    shutil.copyfile(path, prev + ".tmp")
+                    os.replace(prev + ".tmp", prev)
+        tmp_weights = self._weights_path + ".tmp.weights.h5"
+        self.model.save_weights(filepath=tmp_weights, overwrite=True)
+        tmp_meta = self._training_metadata_path + ".tmp"
+        with open(tmp_meta, "w") as f:
+            json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        # Both files are complete before either replaces the last checkpoint.
+        os.replace(tmp_weights, self._weights_path)
+        os.replace(tmp_meta, self._training_metadata_path)

@@ -1,0 +1,140 @@
+"""The distribution-head protocol and the random draws every head uses.
+
+A *head* is a Keras layer that turns features into the parameters of a
+distribution and knows everything about its family. Models, evaluation,
+export and plotting only talk to heads through this protocol:
+
+- ``call(features) -> params``: a dict of float32 tensors;
+- ``distribution(params)``: a ``tfp.distributions`` object whose ``log_prob``
+  sums over the event dimensions;
+- ``log_prob(params, value)``: ``[batch]`` log-density in nats;
+- ``sample(params, seed, mode=False)``: a draw (reparameterised where the
+  family allows it, ``reparameterized = True``), or the mode;
+- ``mean(params)``: the mean (for categorical columns, the most probable
+  class);
+- ``describe()``: a JSON-ready dict of what export, metadata and plotting
+  need: ``family`` and ``parameters`` (name -> meaning) for every head, and
+  for observation heads also ``outputs`` (the names ``decode`` returns beside
+  ``mean``) and ``input_scaling``.
+
+A new family is a new subclass: implement ``call``, ``distribution`` (or
+``log_prob``), ``sample``, ``mean`` and ``describe``, store every
+constructor argument and return it from ``get_config``. Observation heads
+(:class:`ObservationHead`) also have ``event_size`` and ``check_data``.
+"""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+
+def float32(x):
+    """``x`` cast to float32: distributions and losses stay float32 under mixed precision."""
+    return ops.cast(x, "float32")
+
+
+def draw_seed(seed):
+    """An int32 ``[2]`` seed for a stateless random op, one per call.
+
+    Args:
+        seed: a ``keras.random.SeedGenerator`` (its state advances), an int,
+            a ``[2]`` integer tensor, or None (Keras's global generator).
+
+    Returns:
+        int32 ``[2]`` tensor.
+
+    Under ``tf.distribute`` with several replicas in sync, the replica id is
+    folded into the seed: every replica reads the same (mirrored) generator
+    state, and without the fold all replicas would draw the same noise for
+    their different examples.
+    """
+    if isinstance(seed, keras.random.SeedGenerator):
+        seed = seed.next()
+    elif seed is None:
+        # Unseeded, as keras.random: from Keras's global seed generator.
+        seed = keras.random.randint((2,), 0, tf.int32.max - 1, dtype="int32")
+    elif isinstance(seed, int):
+        seed = tf.constant([seed, 0], dtype=tf.int64)
+    seed = tf.convert_to_tensor(seed)
+    if seed.dtype != tf.int32:
+        # As keras.random does: stateless ops under XLA want int32 seeds.
+        seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)
+    ctx = tf.distribute.get_replica_context()
+    if ctx is not None and ctx.num_replicas_in_sync > 1:
+        seed = tf.random.experimental.stateless_fold_in(seed, ctx.replica_id_in_sync_group, alg="philox")
+    return seed
+
+
+# Both draws use Philox explicitly: it is what "auto_select" picks for CPU/GPU
+# kernels (so eager and graph draws are unchanged), but under XLA on CPU
+# "auto_select" means ThreeFry, which is ~10x slower and was the largest cost
+# of a jit-compiled VAE training step.
+def random_normal(shape, seed):
+    """``N(0, 1)`` draws of ``shape`` (float32) from ``draw_seed(seed)``."""
+    return tf.random.stateless_normal(shape, seed=draw_seed(seed), dtype=tf.float32, alg="philox")
+
+
+def random_uniform(shape, seed):
+    """``U[0, 1)`` draws of ``shape`` (float32) from ``draw_seed(seed)``."""
+    return tf.random.stateless_uniform(shape, seed=draw_seed(seed), dtype=tf.float32, alg="philox")
+
+
+def scale_from_raw(raw, min_scale):
+    """Positive scale through softplus plus a floor (stable for any raw value)."""
+    return ops.softplus(float32(raw)) + min_scale
+
+
+class DistributionHead(keras.layers.Layer):
+    """Base class of every distribution head (see the module docstring).
+
+    Subclasses implement ``call``, ``sample`` and ``describe``, and
+    ``distribution`` unless they override both ``log_prob`` and ``mean``.
+
+    Example:
+        >>> head = keras_vae.heads.GaussianLatent(4)
+        >>> params = head(keras.ops.zeros((2, 8)))   # {"loc": [2, 4], "scale": [2, 4]}
+        >>> z = head.sample(params, seed=0)           # [2, 4]
+        >>> head.log_prob(params, z).shape
+        TensorShape([2])
+    """
+
+    #: Whether ``sample`` is differentiable w.r.t. the parameters.
+    reparameterized = False
+
+    def distribution(self, params):
+        """A ``tfd.Distribution`` with event dimensions summed by ``log_prob``."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement distribution().")
+
+    def log_prob(self, params, value):
+        """``[batch]`` log-density of ``value`` in nats."""
+        return self.distribution(params).log_prob(float32(value))
+
+    def sample(self, params, seed, mode=False):
+        """A draw from the distribution (``mode=True``: its mode)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement sample().")
+
+    def mean(self, params):
+        """The mean of the distribution."""
+        return self.distribution(params).mean()
+
+    def describe(self):
+        """``{"family": str, "parameters": {name: meaning}}`` and family details."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement describe().")
+
+
+class ObservationHead(DistributionHead):
+    """Base of observation heads ``p(x | h_1)``; ``event_size`` is the number of x columns.
+
+    ``describe()`` also returns ``outputs`` (the parameters ``decode`` returns,
+    besides ``mean``, with their meaning) and ``input_scaling`` (how data
+    must be scaled before ``encode``).
+    """
+
+    def check_data(self, x):
+        """Raise ``ValueError`` if numpy ``x [n, event_size]`` is outside the support."""
+
+    def decode_outputs(self, params):
+        """Parameters plus ``"mean"``: what ``decode`` and export return."""
+        out = dict(params)
+        out["mean"] = self.mean(params)
+        return out
