@@ -44,8 +44,11 @@ class FakeModel:
         loc = (x - 0.5) @ self.w_enc
         return {"loc": loc, "scale": np.ones_like(loc)}
 
+    def posterior_mean(self, x):
+        return self.encode(x)["loc"]
+
     def reconstruct(self, x):
-        return self.decode(self.encode(x)["loc"].astype(np.float32))["mean"]
+        return self.decode(self.posterior_mean(x).astype(np.float32))["mean"]
 
     def sample(self, n, seed=None):
         self.sample_calls.append((n, seed))
@@ -335,3 +338,16 @@ def test_epoch_axes_have_whole_number_ticks():
         ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
         assert len(ticks) >= 2
         np.testing.assert_array_equal(ticks, np.round(ticks))
+
+
+def test_latent_space_of_binary_units_uses_the_head_mean():
+    # A Bernoulli top layer has no "loc": the plot asks the recognition head.
+    import keras_vae
+
+    model = keras_vae.HelmholtzMachine(64, latent_dims=(2,), hidden_dims=(8,), latent="bernoulli",
+                                       objective="wake_sleep", seed=0)
+    x = _data(20)
+    fig = plotting.plot_latent_space(model, x)
+    probs = np.asarray(model.posterior_mean(x))
+    np.testing.assert_allclose(fig.axes[0].collections[0].get_offsets(), probs, rtol=1e-6)
+    assert probs.min() > 0.0 and probs.max() < 1.0

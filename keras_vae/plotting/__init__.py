@@ -1,0 +1,39 @@
+"""Plots for variational autoencoders and Helmholtz machines.
+
+Every function builds a fresh ``matplotlib.figure.Figure`` (with an Agg canvas,
+so nothing touches pyplot's global state and it works headless, in scripts and
+in notebooks), returns it, and, when ``path`` is given, also saves it as a PNG
+(parent directories are created).
+
+The functions consume a duck-typed model with:
+
+- ``model.input_dim`` (flat feature size ``D``) and ``model.latent_dim``
+  (size ``L`` of the top latent layer);
+- ``model.sample(n, seed=None)`` -> dict with ``"x_mean"`` ``[n, D]``;
+- ``model.decode(z)`` with ``z`` ``[n, L]`` float32 -> dict with ``"mean"``
+  ``[n, D]``;
+- ``model.posterior_mean(x)`` with ``x`` ``[n, D]`` -> ``[n, L]``, the mean
+  of the top layer's posterior (the model's recognition head computes it, so
+  Gaussian and binary latents both work);
+- ``model.reconstruct(x)`` -> ``[n, D]`` reconstruction mean.
+
+Data are flat ``[n, D]`` arrays; images are recovered with ``image_shape``
+(e.g. ``(8, 8)`` for sklearn digits, ``(28, 28)`` for MNIST). When
+``image_shape`` is None a square shape is inferred if ``D`` is a perfect
+square. Pixel values are clipped to ``[0, 1]`` and drawn in grey.
+"""
+
+from keras_vae.plotting.curves import plot_comparison, plot_history
+from keras_vae.plotting.images import image_grid, plot_manifold, plot_reconstructions, plot_samples, plot_traversal
+from keras_vae.plotting.latent import plot_latent_space
+
+__all__ = [
+    "image_grid",
+    "plot_comparison",
+    "plot_history",
+    "plot_latent_space",
+    "plot_manifold",
+    "plot_reconstructions",
+    "plot_samples",
+    "plot_traversal",
+]
