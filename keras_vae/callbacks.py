@@ -1,6 +1,7 @@
 """Callbacks used by keras-vae training."""
 
 import math
+import warnings
 
 import keras
 
@@ -30,3 +31,60 @@ class StopOnNaN(keras.callbacks.Callback):
                 "check the data for extreme values, or use gradient clipping "
                 "(e.g. compile(optimizer=keras.optimizers.Adam(1e-3, clipnorm=10)))."
             )
+
+
+class LayerCollapseWarning(UserWarning):
+    """A stochastic layer's posterior no longer depends on the data."""
+
+
+class CollapseMonitor(keras.callbacks.Callback):
+    """Warn once per layer when a stochastic layer collapses during training.
+
+    After every epoch from ``start_epoch`` on, the posterior means of a fixed
+    sample of the training data are computed layer by layer; a layer none of
+    whose units is active (``Cov_x(E_q[u]) <= threshold`` for every unit, the
+    criterion of ``keras_vae.evaluation.active_units``) is *collapsed*: the
+    model ignores it and its KL is near zero. The warning
+    (:class:`LayerCollapseWarning`) names the layer, its KL and what to try
+    (the advice of the model's objective). ``fit`` adds a monitor on the
+    first batch of its data unless one is given.
+
+    Args:
+        x: ``[N, D]`` examples to check the layers on (a few hundred suffice).
+        threshold: activity threshold of a unit.
+        start_epoch: first epoch (1-based) after which to check.
+
+    Example:
+        >>> model.fit(x, epochs=20, callbacks=[CollapseMonitor(x[:500], start_epoch=3)])
+    """
+
+    def __init__(self, x, threshold=0.01, start_epoch=2):
+        super().__init__()
+        self.x = x
+        self.threshold = float(threshold)
+        self.start_epoch = int(start_epoch)
+        self.warned = set()
+
+    def layer_report(self):
+        """Per layer ``(active_units, kl)``: active units and the layer's KL term in nats."""
+        from keras_vae import evaluation
+
+        counts = evaluation.active_units(self.model, self.x, threshold=self.threshold).counts
+        terms = self.model.terms(self.x, 1, analytic_kl=False)
+        kls = [float(keras.ops.mean(q - p)) for q, p in zip(terms.log_q, terms.log_p)]
+        return list(zip(counts, kls))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 < self.start_epoch or len(self.warned) == self.model.num_layers:
+            return
+        for m, (active, kl) in enumerate(self.layer_report(), start=1):
+            if active == 0 and m not in self.warned:
+                self.warned.add(m)
+                advice = self.model.training_objective.collapse_advice
+                warnings.warn(
+                    f"Stochastic layer {m} of {self.model.num_layers} (h_{m}, {self.model.latent_dims[m - 1]} units) "
+                    f"has collapsed after epoch {epoch + 1}: no unit's posterior mean varies with the data "
+                    f"(KL term {kl:.2f} nats per example), so the model does not use it. Try: {advice}",
+                    LayerCollapseWarning,
+                    stacklevel=2,
+                )

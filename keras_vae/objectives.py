@@ -194,7 +194,9 @@ class Objective:
     - ``needs_reparameterized``: every latent layer must be reparameterisable
       (Gaussian) for the gradients to be right;
     - ``uses_kl_weight``: the loss weights its KL term by the model's ``beta``
-      and ``kl_warmup_steps`` schedule.
+      and ``kl_warmup_steps`` schedule;
+    - ``collapse_advice``: what to try when a stochastic layer collapses
+      (``keras_vae.callbacks.CollapseMonitor`` says it).
 
     Every objective reports the ELBO and its parts (``elbo``,
     ``reconstruction``, ``kl``) besides its own metrics, so models trained
@@ -225,6 +227,7 @@ class Objective:
     variable_groups = ("all",)
     needs_reparameterized = True
     uses_kl_weight = False
+    collapse_advice = "fewer units in that layer, or a lower learning rate."
 
     def metric_names(self, model):
         """Training metrics besides ``loss``, ``elbo``, ``reconstruction``, ``kl``."""
@@ -269,6 +272,10 @@ class ELBO(Objective):
 
     name = "elbo"
     uses_kl_weight = True
+    collapse_advice = (
+        "KL warm-up (kl_warmup_steps, e.g. 10 epochs of steps), objective='iwae' with n_samples >= 5, "
+        "or fewer units in that layer."
+    )
 
     def metric_names(self, model):
         return ["kl_weight"] if model.kl_warmup_steps else []
@@ -291,6 +298,7 @@ class IWAE(Objective):
     """The importance-weighted bound with ``k = n_samples`` (Burda et al., 2015)."""
 
     name = "iwae"
+    collapse_advice = "more importance samples (n_samples >= 5), fewer units in that layer, or a lower learning rate."
 
     def metric_names(self, model):
         return ["iwae_bound"]
@@ -319,6 +327,10 @@ class WakeSleep(Objective):
     name = "wake_sleep"
     variable_groups = ("generative", "recognition")
     needs_reparameterized = False
+    collapse_advice = (
+        "objective='reweighted_wake_sleep' with n_samples >= 5, a lower learning rate, "
+        "or objective='elbo' for Gaussian layers."
+    )
 
     def metric_names(self, model):
         return ["wake_loss", "sleep_loss"]
@@ -343,6 +355,7 @@ class ReweightedWakeSleep(Objective):
     name = "reweighted_wake_sleep"
     variable_groups = ("generative", "recognition")
     needs_reparameterized = False
+    collapse_advice = "more importance samples (n_samples), or a lower learning rate."
 
     def metric_names(self, model):
         return ["wake_p_loss", "wake_q_loss"] + (["sleep_loss"] if model.sleep_q else [])

@@ -189,3 +189,23 @@ def test_evaluate_reports_comparable_metrics_and_log_px(binary_digits):
     assert set(result) == {"loss", "elbo", "reconstruction", "kl", "log_px"}
     assert result["loss"] == pytest.approx(-result["elbo"])
     assert result["log_px"] >= result["elbo"] - 0.5
+
+
+def test_a_collapsed_layer_is_reported_once_with_advice():
+    # A top layer fed by a constant input has no unit that varies with x.
+    x = (np.random.default_rng(0).random((200, 16)) < 0.3).astype("float32")
+    model = keras_vae.HelmholtzMachine(16, latent_dims=(4, 3), hidden_dims=(8,), objective="wake_sleep", seed=0)
+    model.compile(keras.optimizers.Adam(1e-3), jit_compile=False)
+    monitor = keras_vae.callbacks.CollapseMonitor(x, start_epoch=1)
+    recognition_2 = model.recognition_networks[1]
+    for weight in recognition_2.weights:
+        weight.assign(np.zeros(weight.shape, "float32"))
+    recognition_2.trainable = False  # h_2's posterior ignores h_1, hence x
+    with pytest.warns(keras_vae.callbacks.LayerCollapseWarning, match=r"layer 2 of 2 \(h_2, 3 units\)") as caught:
+        model.fit(x, epochs=3, batch_size=50, verbose=0, callbacks=[monitor])
+    collapse = [w for w in caught if issubclass(w.category, keras_vae.callbacks.LayerCollapseWarning)]
+    assert len(collapse) == 1  # once, not every epoch
+    assert "reweighted_wake_sleep" in str(collapse[0].message)  # the objective's advice
+    assert monitor.warned == {2}
+    counts = [active for active, _ in monitor.layer_report()]
+    assert counts[1] == 0 and counts[0] > 0
