@@ -1,5 +1,4 @@
-"""Evaluation as in the literature: importance-sampled log p(x), active units,
-gradient-estimator diagnostics, and the ``keras-vae evaluate`` command.
+"""Evaluation as in the literature: importance-sampled log p(x) and active units.
 
 - :func:`log_likelihood`: the importance-sampled estimate
   ``log (1/k) sum_i p(x, h_i) / q(h_i | x)``, ``h_i ~ q(h | x)``, per example
@@ -8,12 +7,12 @@ gradient-estimator diagnostics, and the ``keras-vae evaluate`` command.
   k, and the per-batch computation is one compiled ``tf.function``.
 - :func:`active_units`: per stochastic layer, the units whose posterior mean
   varies across the data, ``Cov_x(E_q[u | x]) > 0.01`` (Burda et al., 2015).
-- :func:`gradient_moments`: mean and variance, over repeated draws of the
-  noise, of Monte Carlo estimators of the gradient of the ELBO with respect
-  to the recognition model (reparameterised with analytic or Monte Carlo KL,
-  score function with or without a baseline).
-- :func:`evaluate_model`, :func:`add_cli_arguments`, :func:`run_cli`: the
-  metrics of ``keras-vae evaluate``.
+- :func:`evaluate_model`: the metrics of ``keras-vae evaluate`` (the command
+  itself lives in :mod:`keras_vae.cli.evaluate`).
+
+The gradient-estimator diagnostics (``elbo_surrogate``, ``gradient_moments``)
+moved to :mod:`keras_vae.diagnostics`; their old names here still work but
+emit a ``DeprecationWarning``.
 
 All noise comes from a ``keras.random.SeedGenerator`` created from ``seed``
 and passed to ``model.terms(..., seed=...)`` / ``model.recognize(...,
@@ -23,12 +22,12 @@ not advanced.
 
 import contextlib
 import dataclasses
-import json
+import importlib
 import logging
 import math
-import pathlib
 import sys
 import time
+import warnings
 import weakref
 
 import keras
@@ -393,7 +392,7 @@ class ActiveUnits:
             "active_units": [int(c) for c in self.counts],
             "active_units_total": self.total,
             "active_unit_threshold": self.threshold,
-            "latent_dims": [int(len(v)) for v in self.variances],
+            "latent_dims": [len(v) for v in self.variances],
         }
 
 
@@ -436,246 +435,7 @@ def active_units(model, data, threshold=0.01, batch_size=1000):
 
 
 # ---------------------------------------------------------------------------
-# Gradient estimators of the ELBO w.r.t. the recognition model.
-# ---------------------------------------------------------------------------
-
-ESTIMATORS = ("reparam_analytic", "reparam_mc", "score")
-BASELINES = (None, "moving_average", "leave_one_out")
-
-
-def _check_estimator(estimator, n_samples, baseline):
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"Unknown estimator {estimator!r}; choose from {ESTIMATORS}.")
-    if baseline not in BASELINES:
-        raise ValueError(f"Unknown baseline {baseline!r}; choose from {BASELINES}.")
-    if baseline is not None and estimator != "score":
-        raise ValueError(f"A baseline only applies to the 'score' estimator, not {estimator!r}.")
-    if baseline == "leave_one_out" and n_samples < 2:
-        raise ValueError("The leave-one-out baseline needs n_samples >= 2.")
-
-
-def elbo_surrogate(model, x, estimator, n_samples=1, baseline=None, baseline_value=0.0, seed=None):
-    """A per-example surrogate whose gradient estimates the ELBO's gradient.
-
-    The value is an ELBO estimate for the reparameterised estimators; for the
-    score function it is only a device for the gradient.
-
-    - ``"reparam_analytic"``: ``mean_L log p(x | h) - KL`` with the top layer's
-      KL in closed form, ``h = mu + sigma * eps``.
-    - ``"reparam_mc"``: ``mean_L log w`` with every term Monte Carlo.
-    - ``"score"``: the score-function (REINFORCE) estimator: ``h`` drawn
-      without reparameterisation, ``mean_L [sg(log w - b) log q(h | x) + log w]``,
-      ``sg`` the stop-gradient. With respect to the recognition parameters
-      its gradient is ``mean_L (log w - b) grad log q - grad log q``, unbiased
-      for any baseline ``b`` independent of the sample ``h``.
-
-    Args:
-        model: a ``HelmholtzMachine`` or ``VAE`` (Gaussian latents for the
-            reparameterised estimators).
-        x: ``[B, D]``.
-        estimator: one of ``ESTIMATORS``.
-        n_samples: L samples per example.
-        baseline: for ``"score"``: None, ``"moving_average"`` (subtract
-            ``baseline_value``, e.g. a running mean of ``log w`` over earlier
-            draws) or ``"leave_one_out"`` (for sample l, the mean ``log w`` of
-            the other L - 1 samples of the same example; needs L >= 2).
-        baseline_value: scalar baseline for ``"moving_average"``.
-        seed: ``keras.random.SeedGenerator`` (default: the model's).
-
-    Returns:
-        ``(surrogate [B], mean_log_w [B])``.
-    """
-    _check_estimator(estimator, n_samples, baseline)
-    x = tf.cast(x, tf.float32)
-    if estimator.startswith("reparam"):
-        terms = model.terms(x, n_samples, analytic_kl=estimator == "reparam_analytic", seed=seed)
-        log_w = objectives.log_weights(terms._replace(kl_top=None))
-        return objectives.elbo(terms)["elbo"], tf.reduce_mean(log_w, axis=0)
-
-    batch = tf.shape(x)[0]
-    samples, _, log_q = model.recognize(x, n_samples, stop_gradient=True, seed=seed)
-    x_rep = tf.tile(x, (n_samples, 1)) if n_samples > 1 else x
-    log_px, log_p, _ = model.generative_log_probs(x_rep, samples)
-    log_q = tf.reshape(sum(log_q), (n_samples, batch))
-    log_w = tf.reshape(log_px + sum(log_p), (n_samples, batch)) - log_q
-    if baseline == "leave_one_out":
-        b = (tf.reduce_sum(log_w, axis=0, keepdims=True) - log_w) / (n_samples - 1.0)
-    elif baseline == "moving_average":
-        b = tf.cast(baseline_value, tf.float32)
-    else:
-        b = 0.0
-    surrogate = tf.stop_gradient(log_w - b) * log_q + log_w
-    return tf.reduce_mean(surrogate, axis=0), tf.reduce_mean(log_w, axis=0)
-
-
-@dataclasses.dataclass
-class GradientMoments:
-    """Mean and variance over ``repeats`` draws of a gradient estimator.
-
-    Attributes:
-        mean: ``[P]`` mean estimate of each gradient coordinate (all
-            variables flattened and concatenated).
-        variance: ``[P]`` unbiased variance of each coordinate over draws.
-        repeats: number of draws.
-        estimator, n_samples, baseline: the estimator's settings.
-        seconds: wall time.
-    """
-
-    mean: np.ndarray
-    variance: np.ndarray
-    repeats: int
-    estimator: str
-    n_samples: int
-    baseline: object
-    seconds: float
-
-    @property
-    def stderr(self):
-        """``[P]`` standard error of ``mean``."""
-        return np.sqrt(self.variance / self.repeats)
-
-    @property
-    def mean_variance(self):
-        """Average per-coordinate variance, ``tr(Cov) / P``."""
-        return float(np.mean(self.variance))
-
-    @property
-    def snr(self):
-        """``[P]`` signal-to-noise ratio ``|mean| / std`` per coordinate."""
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.abs(self.mean) / np.sqrt(self.variance)
-
-    @property
-    def median_snr(self):
-        return float(np.nanmedian(self.snr))
-
-    @property
-    def norm_snr(self):
-        """``||mean||^2 / tr(Cov)``: a whole-vector signal-to-noise ratio."""
-        return float(np.sum(np.square(self.mean)) / np.sum(self.variance))
-
-    def as_dict(self):
-        return {
-            "estimator": self.estimator,
-            "n_samples": self.n_samples,
-            "baseline": self.baseline,
-            "repeats": self.repeats,
-            "mean_variance": self.mean_variance,
-            "median_snr": self.median_snr,
-            "norm_snr": self.norm_snr,
-            "gradient_norm": float(np.linalg.norm(self.mean)),
-            "seconds": self.seconds,
-        }
-
-
-# model -> {settings: (tf.function, SeedGenerator)}, as for log_likelihood.
-_GRADIENT_FNS = weakref.WeakKeyDictionary()
-
-
-def _gradient_fn(model, estimator, n_samples, baseline, decay, variables):
-    """The compiled loop of :func:`gradient_moments` for one model and setting."""
-    cache = _GRADIENT_FNS.setdefault(model, {})
-    key = (estimator, n_samples, baseline, decay, tuple(id(v) for v in variables))
-    if key in cache:
-        return cache[key]
-    seed_generator = keras.random.SeedGenerator(0, name="gradient_seed")
-    model_ref = weakref.ref(model)
-    size = int(sum(np.prod(v.shape) for v in variables))
-
-    def flat_gradient(x, b):
-        with tf.GradientTape() as tape:
-            surrogate, mean_log_w = elbo_surrogate(model_ref(), x, estimator, n_samples, baseline, b, seed_generator)
-            loss = tf.reduce_mean(surrogate)
-        grads = tape.gradient(loss, variables)
-        flat = [
-            tf.reshape(tf.cast(tf.zeros_like(v) if g is None else g, tf.float64), [-1])
-            for g, v in zip(grads, variables)
-        ]
-        return tf.concat(flat, axis=0), tf.reduce_mean(mean_log_w)
-
-    def run(x, repeats, b):
-        mean = tf.zeros([size], tf.float64)
-        m2 = tf.zeros([size], tf.float64)
-        for r in tf.range(repeats):
-            g, mean_log_w = flat_gradient(x, b)
-            delta = g - mean  # Welford's update.
-            mean += delta / tf.cast(r + 1, tf.float64)
-            m2 += delta * (g - mean)
-            b = decay * b + (1.0 - decay) * mean_log_w
-        return mean, m2
-
-    cache[key] = (tf.function(run, reduce_retracing=True), seed_generator)
-    return cache[key]
-
-
-def gradient_moments(
-    model,
-    x,
-    estimator="reparam_analytic",
-    n_samples=1,
-    repeats=100,
-    baseline=None,
-    decay=0.9,
-    seed=0,
-    variables=None,
-):
-    """Mean and variance of a gradient estimator of the batch-mean ELBO.
-
-    For a fixed batch ``x``, the gradient of ``mean_x surrogate`` (see
-    :func:`elbo_surrogate`) with respect to ``variables`` (default: the
-    recognition model's) is drawn ``repeats`` times with fresh noise; the
-    per-coordinate mean and variance are accumulated in float64 (Welford) in
-    one compiled loop, so memory is O(number of parameters).
-
-    The ``"moving_average"`` baseline starts at the mean ``log w`` of one
-    warm-up draw (not counted) and is updated after each draw as ``b <-
-    decay b + (1 - decay) mean_x log w``; it depends only on earlier draws,
-    so the estimator stays unbiased.
-
-    Args:
-        model: a ``HelmholtzMachine`` or ``VAE``.
-        x: ``[B, D]`` fixed batch.
-        estimator: ``"reparam_analytic"``, ``"reparam_mc"`` or ``"score"``.
-        n_samples: L samples per example in each draw.
-        repeats: number of gradient draws (>= 2).
-        baseline: None, ``"moving_average"`` or ``"leave_one_out"`` (score only).
-        decay: moving-average decay.
-        seed: int seed of the noise; the model's generator is not used.
-        variables: variables to differentiate (default ``model.recognition_variables``).
-
-    Returns:
-        :class:`GradientMoments`. The per-coordinate SNR of a zero-mean
-        coordinate estimated from R draws is about ``0.67 / sqrt(R)`` (median).
-    """
-    repeats = _check_positive_int(repeats, "repeats")
-    n_samples = _check_positive_int(n_samples, "n_samples")
-    if repeats < 2:
-        raise ValueError("repeats must be >= 2 to estimate a variance.")
-    _check_estimator(estimator, n_samples, baseline)
-    variables = list(model.recognition_variables if variables is None else variables)
-    x = tf.constant(np.asarray(x, np.float32))
-    run, seed_generator = _gradient_fn(model, estimator, n_samples, baseline, float(decay), variables)
-    _reset(seed_generator, seed)
-    # One eager warm-up draw (not counted) gives the first moving-average baseline.
-    _, warm_log_w = elbo_surrogate(model, x, estimator, n_samples, baseline, 0.0, seed_generator)
-    b0 = tf.reduce_mean(warm_log_w)
-
-    start = time.perf_counter()
-    with _quiet_retracing():
-        mean, m2 = run(x, tf.constant(repeats, tf.int32), b0)
-    return GradientMoments(
-        mean=mean.numpy(),
-        variance=m2.numpy() / (repeats - 1),
-        repeats=repeats,
-        estimator=estimator,
-        n_samples=n_samples,
-        baseline=baseline,
-        seconds=time.perf_counter() - start,
-    )
-
-
-# ---------------------------------------------------------------------------
-# Whole-model evaluation and the CLI.
+# Whole-model evaluation.
 # ---------------------------------------------------------------------------
 
 
@@ -737,79 +497,41 @@ def evaluate_model(
     return metrics
 
 
-def add_cli_arguments(parser):
-    """Options of ``keras-vae evaluate MODEL`` on an ``argparse`` (sub)parser.
 
-    Wire with ``p = sub.add_parser("evaluate"); evaluation.add_cli_arguments(p);
-    p.set_defaults(func=evaluation.run_cli)``.
+# ---------------------------------------------------------------------------
+# Deprecated aliases (PEP 562): the gradient diagnostics moved.
+# ---------------------------------------------------------------------------
+
+_MOVED_TO_DIAGNOSTICS = (
+    "ESTIMATORS",
+    "BASELINES",
+    "elbo_surrogate",
+    "GradientMoments",
+    "gradient_moments",
+    "_check_estimator",
+    "_gradient_fn",
+)
+
+
+def __getattr__(name):
+    """Old names of the gradient diagnostics, now in :mod:`keras_vae.diagnostics`.
+
+    Args:
+        name: the attribute looked up on this module.
+
+    Returns:
+        The object of the same name in ``keras_vae.diagnostics``, after a
+        ``DeprecationWarning``.
+
+    Raises:
+        AttributeError: ``name`` is not one of the moved names.
     """
-    parser.add_argument("model", help="path to a .keras file saved by keras-vae")
-    parser.add_argument("--dataset", default="digits", help="digits (bundled, default), mnist or fashion_mnist")
-    parser.add_argument("--split", default="test", choices=("train", "test"))
-    parser.add_argument(
-        "--data-path",
-        default=None,
-        help="local .npz in the Keras mnist.npz layout; or set KERAS_VAE_MNIST_PATH / KERAS_VAE_FASHION_MNIST_PATH",
-    )
-    parser.add_argument("--data-dir", default=None, help="tensorflow-datasets data_dir")
-    parser.add_argument(
-        "--binarization",
-        default="none",
-        choices=("none", "static", "dynamic"),
-        help="'static' or 'dynamic' (the training setting) both binarise the evaluation data once with "
-        "--binarization-seed, as keras-vae train does for its test set",
-    )
-    parser.add_argument("--binarization-seed", type=int, default=1234)
-    parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N examples")
-    parser.add_argument("--k", type=int, default=5000, help="importance samples of log p(x) (default 5000)")
-    parser.add_argument("--batch-size", type=int, default=100, help="examples per log p(x) batch")
-    parser.add_argument("--chunk-size", type=int, default=None, help="importance samples per chunk (memory)")
-    parser.add_argument("--threshold", type=float, default=0.01, help="active-unit threshold on Cov_x(E_q[u])")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=None, help="write the metrics to this JSON file")
-    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1))
-    return parser
-
-
-def run_cli(args):
-    """``keras-vae evaluate``: print the metrics and optionally write them as JSON. Returns 0."""
-    import keras_vae  # noqa: F401  (registers the serialisable classes)
-    from keras_vae import datasets
-
-    if not pathlib.Path(args.model).exists():
-        raise FileNotFoundError(f"no model file at {args.model}")
-    model = keras.saving.load_model(args.model)
-    if args.dataset == "digits":
-        x, _ = datasets.load_arrays("digits", args.split)
-    else:
-        x, _ = datasets.load_arrays(args.dataset, args.split, path=args.data_path, data_dir=args.data_dir)
-    if args.limit is not None:
-        if args.limit < 1:
-            raise ValueError(f"--limit must be >= 1, got {args.limit}.")
-        x = x[: args.limit]
-    if args.binarization != "none":
-        x = datasets.binarize(x, "static", seed=args.binarization_seed)
-    metrics = evaluate_model(
-        model,
-        x,
-        k=args.k,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        chunk_size=args.chunk_size,
-        threshold=args.threshold,
-        verbose=args.verbose,
-    )
-    metrics.update(model=str(args.model), dataset=args.dataset, split=args.split, binarization=args.binarization)
-    units = " + ".join(str(c) for c in metrics["active_units"])
-    print(
-        f"{args.dataset}/{args.split} ({metrics['n_examples']} examples): "
-        f"log p(x) {metrics['log_px']:.3f} ± {metrics['log_px_stderr']:.3f} (k={metrics['k']}), "
-        f"ELBO {metrics['elbo']:.3f}, active units {units} of "
-        f"{' + '.join(str(d) for d in metrics['latent_dims'])}"
-    )
-    if args.out:
-        out = pathlib.Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(metrics, indent=2) + "\n")
-        print(f"wrote {out}")
-    return 0
+    if name in _MOVED_TO_DIAGNOSTICS:
+        warnings.warn(
+            f"keras_vae.evaluation.{name} moved to keras_vae.diagnostics.{name}; "
+            "import it from there (the old name will be removed).",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module("keras_vae.diagnostics"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -28,8 +28,8 @@
   and every signature's documented inputs and outputs (a copy is in
   ``saved_model/assets/``).
 
-The command line (``keras-vae export MODEL --out DIR``) is built from
-:func:`add_cli_arguments` and :func:`run_cli`.
+The command line (``keras-vae export MODEL --out DIR``) is in
+:mod:`keras_vae.cli.export`.
 """
 
 import datetime
@@ -43,7 +43,6 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from keras_vae import distributions
 from keras_vae import models
 
 FORMATS = ("saved_model", "tflite", "both")
@@ -92,14 +91,10 @@ class ServingModule(tf.Module):
             """``z`` from the prior of ``h_M`` (stateless, seeded) and ``x_mean`` = decode mean."""
             check = tf.debugging.assert_non_negative(num_samples, message="num_samples must be >= 0")
             with tf.control_dependencies([check]):
-                shape = tf.stack([num_samples, model.latent_dim])
+                prior = model.prior(tf.zeros(tf.stack([num_samples, 1])))
+            # The prior head draws from its own family with a stateless key.
             key = tf.stack([seed, tf.constant(0, tf.int64)])
-            prior = model.prior(tf.zeros(tf.stack([num_samples, 1])))
-            if "logits" in prior:  # Binary units: z ~ Bernoulli(sigmoid(bias)).
-                u = tf.random.stateless_uniform(shape, key)
-                z = tf.cast(u < tf.sigmoid(prior["logits"]), tf.float32)
-            else:
-                z = prior["loc"] + prior["scale"] * tf.random.stateless_normal(shape, key)
+            z = model.prior.sample(prior, key)
             return {"z": z, "x_mean": decode(z)["mean"]}
 
         spec = tf.TensorSpec
@@ -209,62 +204,15 @@ def _convert(saved_model_dir, signature, quantize):
 # Metadata.
 # ---------------------------------------------------------------------------
 
-_LATENT_OUTPUTS = {
-    "loc": "posterior mean of h_M",
-    "scale": "posterior standard deviation of each unit of h_M (diagonal covariance)",
-    "scale_tril": "lower-triangular Sigma^1/2 of the posterior covariance of h_M (Sigma = L L^T)",
-    "logits": "log-odds that each binary unit of h_M is 1",
-}
-
-
-def _observation_info(observation, start=0):
-    """Family, columns, support and output docs of an observation head."""
-    stop = start + observation.event_size
-    info = {"columns": [start, stop]}
-    if isinstance(observation, distributions.BernoulliObservation):
-        info.update(
-            family="bernoulli",
-            input_scaling="x in [0, 1]: binary values or intensities scaled to [0, 1] "
-            "(keras_vae.datasets divides 8-bit pixels by 255, the 8x8 digits by 16)",
-            outputs={
-                "logits": "log-odds that x_d = 1",
-                "probs": "P(x_d = 1) = sigmoid(logits)",
-            },
-        )
-    elif isinstance(observation, distributions.GaussianObservation):
-        info.update(
-            family="gaussian",
-            input_scaling="real values on the scale the model was trained on (the model applies no normalisation)",
-            outputs={"loc": "mean of each column", "scale": "standard deviation of each column"},
-        )
-    elif isinstance(observation, distributions.CategoricalObservation):
-        info.update(
-            family="categorical",
-            num_classes=list(observation.num_classes),
-            input_scaling="the class index of each column as float32, column j in 0..num_classes[j]-1",
-            outputs={
-                "logits": "[batch, sum(num_classes)] unnormalised log-probabilities, each column's classes in turn",
-                "probs": "[batch, columns, max(num_classes)] class probabilities of each column (padding 0)",
-            },
-        )
-    elif isinstance(observation, distributions.MixedObservation):
-        components, outputs, offset = [], {}, start
-        for i, component in enumerate(observation.components):
-            part = _observation_info(component, offset)
-            components.append(part)
-            offset = part["columns"][1]
-            first, last = part["columns"][0], offset - 1
-            columns = f"column {first}" if first == last else f"columns {first}..{last}"
-            for name, doc in part.pop("outputs").items():
-                outputs[f"c{i}_{name}"] = f"{columns} ({part['family']}): {doc}"
-        info.update(
-            family="mixed",
-            components=components,
-            input_scaling="per component, see 'components'",
-            outputs=outputs,
-        )
-    else:
-        info.update(family=type(observation).__name__, input_scaling="as in training", outputs={})
+def _observation_info(observation):
+    """What the observation head says of itself, with the columns it models."""
+    info = {"columns": [0, observation.event_size]}
+    info.update(observation.describe())
+    info.pop("parameters", None)
+    info.pop("distribution", None)
+    for component in info.get("components", ()):
+        component.pop("parameters", None)
+        component.pop("distribution", None)
     return info
 
 
@@ -294,7 +242,8 @@ def _metadata(model, module, input_scaling):
         else ""
     )
     fns = module.signatures()
-    prior = "Bernoulli(sigmoid(prior bias))" if model.latent[-1] == "bernoulli" else "N(0, I)"
+    prior = model.prior.describe()["distribution"]
+    posterior = model.recognition_heads[-1].describe()
     signatures = {
         "decode": _signature_info(
             fns["decode"],
@@ -308,7 +257,7 @@ def _metadata(model, module, input_scaling):
             + (", lower layers at their posterior means" if model.num_layers > 1 else "")
             + ". Deterministic.",
             {"x": f"data [batch, input_dim], scaled as in training: {observation['input_scaling']}"},
-            {name: _LATENT_OUTPUTS[name] for name in fns["encode"].structured_outputs},
+            {name: f"{doc} of h_M" for name, doc in posterior["parameters"].items()},
         ),
         "sample": _signature_info(
             fns["sample"],
@@ -327,7 +276,7 @@ def _metadata(model, module, input_scaling):
         "latent_dim": model.latent_dim,
         "latent_dims": list(model.latent_dims),
         "latent_families": list(model.latent),
-        "posterior_covariance": model.covariance if model.latent[-1] == "gaussian" else None,
+        "posterior_covariance": posterior.get("covariance"),
         "prior": prior,
         "objective": model.objective,
         "observation": observation,
@@ -468,41 +417,3 @@ def export_model(
             shutil.move(str(staging / name), str(out / name))
     return {key: str(out / name) for key, name in written.items()}
 
-
-# ---------------------------------------------------------------------------
-# Command line.
-# ---------------------------------------------------------------------------
-
-
-def add_cli_arguments(parser):
-    """Add the ``export`` command's arguments to an ``argparse`` parser."""
-    parser.add_argument("model", help="a trained model saved as .keras")
-    parser.add_argument("--out", required=True, help="output directory (must be empty unless --overwrite)")
-    parser.add_argument("--format", default="both", choices=FORMATS, help="what to write (default: both)")
-    parser.add_argument(
-        "--quantize", default=None, choices=QUANTIZATIONS, help="also write dynamic-range quantised .tflite files"
-    )
-    parser.add_argument("--overwrite", action="store_true", help="replace a previous export in --out")
-    parser.add_argument(
-        "--allow-untrained", action="store_true", help="export a model whose optimizer has taken no step"
-    )
-    parser.add_argument(
-        "--input-scaling", default=None, help="how to scale data for encode, recorded in metadata.json"
-    )
-    return parser
-
-
-def run_cli(args):
-    """Run the ``export`` command for parsed ``args``; print the written paths."""
-    written = export_model(
-        args.model,
-        args.out,
-        format=args.format,
-        quantize=args.quantize,
-        overwrite=args.overwrite,
-        allow_untrained=args.allow_untrained,
-        input_scaling=args.input_scaling,
-    )
-    for path in written.values():
-        print(f"  wrote {path}")
-    return 0

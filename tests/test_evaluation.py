@@ -1,7 +1,6 @@
 """Evaluation: importance-sampled log p(x) against closed forms, active units,
-unbiased gradient estimators, the evaluate command and the Burda harness."""
+evaluate_model, the deprecated diagnostics aliases and the Burda harness."""
 
-import argparse
 import importlib.util
 import json
 import os
@@ -11,80 +10,14 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from _linear_gaussian import LinearGaussian
+from _linear_gaussian import to_numpy as _numpy
 from scipy.special import logsumexp
-from scipy.stats import multivariate_normal
 
 import keras_vae
 from keras_vae import evaluation
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-
-
-def _softplus_inv(y):
-    return np.log(np.expm1(y))
-
-
-def _numpy(t):
-    return np.asarray(keras.ops.convert_to_numpy(t))
-
-
-class LinearGaussian:
-    """``z ~ N(0, I_d)``, ``x = W z + b + sigma eps`` as a keras-vae VAE.
-
-    ``W`` has orthogonal columns, so the exact posterior ``q*(z | x) =
-    N(A (x - b), Sigma)``, ``Sigma = (I + W^T W / sigma^2)^-1``, is diagonal
-    and the encoder (identity network, one Dense head) can represent it.
-    """
-
-    def __init__(self, dim=4, latent=2, sigma=0.5, seed=0):
-        rng = np.random.default_rng(seed)
-        q, _ = np.linalg.qr(rng.normal(size=(dim, latent)))
-        self.w = q * np.linspace(2.0, 1.0, latent)  # [D, d], orthogonal columns
-        self.b = rng.normal(size=dim)
-        self.sigma = sigma
-        self.sigma_post = np.linalg.inv(np.eye(latent) + self.w.T @ self.w / sigma**2)
-        assert np.allclose(self.sigma_post, np.diag(np.diag(self.sigma_post)))
-        self.a = self.sigma_post @ self.w.T / sigma**2  # [d, D]
-        self.model = keras_vae.VAE(dim, latent_dim=latent, hidden_dims=(), likelihood="gaussian", seed=0)
-        obs = self.model.observation
-        obs.loc_dense.kernel.assign(self.w.T.astype("float32"))
-        obs.loc_dense.bias.assign(self.b.astype("float32"))
-        obs.raw_scale.assign(np.full(dim, _softplus_inv(sigma - obs.min_scale), "float32"))
-        self.set_posterior()
-
-    def set_posterior(self, loc_shift=0.0, scale_factor=1.0):
-        """Encoder = the exact posterior, optionally shifted and widened."""
-        head = self.model.recognition_heads[0]
-        scale = np.sqrt(np.diag(self.sigma_post)) * scale_factor
-        head.loc_dense.kernel.assign(self.a.T.astype("float32"))
-        head.loc_dense.bias.assign((-self.a @ self.b + loc_shift).astype("float32"))
-        head.scale_dense.kernel.assign(np.zeros_like(_numpy(head.scale_dense.kernel)))
-        head.scale_dense.bias.assign(_softplus_inv(scale - head.min_scale).astype("float32"))
-
-    def sample(self, n, seed=1):
-        rng = np.random.default_rng(seed)
-        z = rng.normal(size=(n, self.w.shape[1]))
-        return (z @ self.w.T + self.b + self.sigma * rng.normal(size=(n, len(self.b)))).astype("float32")
-
-    def log_px(self, x):
-        cov = self.w @ self.w.T + self.sigma**2 * np.eye(len(self.b))
-        return multivariate_normal(self.b, cov).logpdf(x)
-
-    def elbo(self, x):
-        """Closed-form ELBO of the model's current encoder (TF, differentiable)."""
-        model = self.model
-        params = model.recognition_heads[0](model.recognition_networks[0](x))
-        mu, s = params["loc"], params["scale"]
-        obs = model.observation
-        w, b = obs.loc_dense.kernel, obs.loc_dense.bias
-        sigma = tf.nn.softplus(obs.raw_scale) + obs.min_scale
-        mean = mu @ w + b
-        spread = (s**2) @ (w**2)  # E_q (x - Wz - b)^2 = (x - W mu - b)^2 + sum_i s_i^2 W_ij^2
-        rec = tf.reduce_sum(
-            -0.5 * np.log(2 * np.pi) - tf.math.log(sigma) - 0.5 * ((x - mean) ** 2 + spread) / sigma**2, axis=-1
-        )
-        kl = 0.5 * tf.reduce_sum(mu**2 + s**2 - 1.0 - 2.0 * tf.math.log(s), axis=-1)
-        return rec - kl
 
 
 @pytest.fixture(scope="module")
@@ -220,7 +153,12 @@ def test_categorical_and_mixed_observations():
     model = keras_vae.VAE(7, latent_dim=2, hidden_dims=(8,), likelihood=obs, seed=0)
     rng = np.random.default_rng(0)
     x = np.concatenate(
-        [rng.integers(0, 3, (200, 1)), rng.integers(0, 4, (200, 1)), rng.normal(size=(200, 2)), rng.random((200, 3)) < 0.5],
+        [
+            rng.integers(0, 3, (200, 1)),
+            rng.integers(0, 4, (200, 1)),
+            rng.normal(size=(200, 2)),
+            rng.random((200, 3)) < 0.5,
+        ],
         axis=1,
     ).astype("float32")
     small = evaluation.log_likelihood(model, x, k=1, verbose=0)
@@ -355,78 +293,11 @@ def test_active_units_per_layer_of_a_hierarchy(binary_digits):
 
 
 # ---------------------------------------------------------------------------
-# Gradient estimators.
+# evaluate_model; the deprecated diagnostics aliases.
 # ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def gradient_setup():
-    linear = LinearGaussian(dim=3, latent=2, sigma=0.7, seed=2)
-    linear.set_posterior(loc_shift=0.4, scale_factor=1.6)  # away from the optimum
-    x = linear.sample(4, seed=5)
-    variables = linear.model.recognition_variables
-    with tf.GradientTape() as tape:
-        elbo = tf.reduce_mean(linear.elbo(x))
-    exact = np.concatenate([_numpy(g).ravel() for g in tape.gradient(elbo, variables)])
-    return linear, x, exact
-
-
-@pytest.mark.parametrize(
-    "estimator, n_samples, baseline, repeats",
-    [
-        ("reparam_analytic", 1, None, 400),
-        ("reparam_mc", 1, None, 400),
-        ("score", 1, None, 3000),
-        ("score", 1, "moving_average", 3000),
-        ("score", 10, "leave_one_out", 1000),
-    ],
-)
-def test_gradient_estimators_are_unbiased(gradient_setup, estimator, n_samples, baseline, repeats):
-    linear, x, exact = gradient_setup
-    m = evaluation.gradient_moments(
-        linear.model, x, estimator, n_samples=n_samples, repeats=repeats, baseline=baseline, seed=1
-    )
-    assert m.mean.shape == exact.shape == (16,)
-    live = m.variance > 0
-    z = (m.mean[live] - exact[live]) / m.stderr[live]
-    assert np.max(np.abs(z)) < 5, z
-    np.testing.assert_allclose(m.mean[~live], exact[~live], atol=1e-5)
-    assert np.linalg.norm(m.mean - exact) < 0.2 * np.linalg.norm(exact) + 5 * np.sqrt(np.sum(m.stderr**2))
-
-
-def test_reparameterisation_has_lower_variance_than_the_score_function(gradient_setup):
-    linear, x, _ = gradient_setup
-    runs = {
-        name: evaluation.gradient_moments(linear.model, x, est, n_samples=L, repeats=300, baseline=base, seed=2)
-        for name, est, L, base in [
-            ("analytic", "reparam_analytic", 1, None),
-            ("mc", "reparam_mc", 1, None),
-            ("score", "score", 10, None),
-            ("loo", "score", 10, "leave_one_out"),
-        ]
-    }
-    v = {name: r.mean_variance for name, r in runs.items()}
-    assert v["analytic"] < v["mc"] < v["score"], v
-    assert v["loo"] < v["score"] / 2, v
-    assert runs["analytic"].median_snr > runs["score"].median_snr
-
-
-def test_surrogate_rejects_bad_settings(small_model, binary_digits):
-    x = binary_digits[1][:4]
-    with pytest.raises(ValueError, match="Unknown estimator"):
-        evaluation.elbo_surrogate(small_model, x, "reinforce")
-    with pytest.raises(ValueError, match="only applies to the 'score'"):
-        evaluation.elbo_surrogate(small_model, x, "reparam_mc", baseline="moving_average")
-    with pytest.raises(ValueError, match="n_samples >= 2"):
-        evaluation.elbo_surrogate(small_model, x, "score", n_samples=1, baseline="leave_one_out")
-
-
-# ---------------------------------------------------------------------------
-# evaluate_model and the CLI.
-# ---------------------------------------------------------------------------
-
-
-def test_evaluate_model_and_cli(small_model, binary_digits, tmp_path, capsys):
+def test_evaluate_model(small_model, binary_digits):
     x = binary_digits[1][:80]
     metrics = evaluation.evaluate_model(small_model, x, k=50, seed=0)
     again = evaluation.evaluate_model(small_model, x, k=50, seed=0)
@@ -437,21 +308,30 @@ def test_evaluate_model_and_cli(small_model, binary_digits, tmp_path, capsys):
     assert len(metrics["active_units"]) == 1 and 0 <= metrics["active_units"][0] <= 4
     json.dumps(metrics)
 
-    path = tmp_path / "model.keras"
-    small_model.save(path)
-    parser = evaluation.add_cli_arguments(argparse.ArgumentParser())
-    out = tmp_path / "metrics.json"
-    args = parser.parse_args(
-        [str(path), "--dataset", "digits", "--binarization", "static", "--limit", "40", "--k", "20",
-         "--out", str(out), "--verbose", "0"]
-    )
-    assert evaluation.run_cli(args) == 0
-    written = json.loads(out.read_text())
-    assert written["n_examples"] == 40 and written["k"] == 20 and written["dataset"] == "digits"
-    assert written["log_px"] > written["elbo"] - 1.0
-    assert "log p(x)" in capsys.readouterr().out
-    with pytest.raises(FileNotFoundError):
-        evaluation.run_cli(parser.parse_args([str(tmp_path / "missing.keras")]))
+
+@pytest.mark.parametrize(
+    "name", ["elbo_surrogate", "gradient_moments", "GradientMoments", "ESTIMATORS", "BASELINES"]
+)
+def test_moved_diagnostics_are_deprecated_aliases(name):
+    from keras_vae import diagnostics
+
+    with pytest.warns(DeprecationWarning, match=f"keras_vae.diagnostics.{name}"):
+        old = getattr(evaluation, name)
+    assert old is getattr(diagnostics, name)
+
+
+def test_from_import_of_a_moved_name_warns():
+    from keras_vae import diagnostics
+
+    with pytest.warns(DeprecationWarning, match="moved to keras_vae.diagnostics"):
+        from keras_vae.evaluation import gradient_moments
+    assert gradient_moments is diagnostics.gradient_moments
+
+
+def test_no_cli_and_no_other_names_in_evaluation():
+    for name in ("add_cli_arguments", "run_cli", "no_such_name"):
+        with pytest.raises(AttributeError, match=name):
+            getattr(evaluation, name)
 
 
 # ---------------------------------------------------------------------------

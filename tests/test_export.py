@@ -6,7 +6,6 @@ initial weights (``allow_untrained=True``); one trained model covers the
 untrained-model check, the CLI helpers and the ``export/`` examples.
 """
 
-import argparse
 import importlib.util
 import json
 import os
@@ -474,9 +473,10 @@ def test_decoders_that_cannot_be_served_fail_clearly(layer, message, tmp_path):
 
 def test_cli_helpers_export_a_saved_model(trained, tmp_path, capsys):
     path, model = trained
-    parser = export.add_cli_arguments(argparse.ArgumentParser())
+    from keras_vae import cli
+
     out = tmp_path / "exported"
-    assert export.run_cli(parser.parse_args([str(path), "--out", str(out)])) == 0
+    assert cli.main(["export", str(path), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     for name in ("saved_model", "decoder.tflite", "encoder.tflite", "metadata.json"):
         assert f"wrote {out / name}" in printed, name

@@ -1,0 +1,113 @@
+"""``keras-vae evaluate``: test ELBO, importance-sampled log p(x) and active units."""
+
+import json
+import pathlib
+
+from keras_vae.cli import loading
+from keras_vae.cli import options
+
+HELP = "test ELBO, importance-sampled log p(x) and active units"
+
+
+def add_arguments(parser):
+    """Add the options of ``keras-vae evaluate MODEL``.
+
+    The estimator options are named after the arguments of
+    ``keras_vae.evaluation.evaluate_model`` / ``log_likelihood``.
+
+    Args:
+        parser: the subcommand's ``argparse`` parser.
+
+    Returns:
+        ``parser``.
+    """
+    parser.add_argument("model", help="path to a .keras file saved by keras-vae")
+    data = options.add_data_arguments(
+        parser,
+        binarization_help="'static' or 'dynamic' (the training setting) both binarise the evaluation data once, "
+        "as keras-vae train does for its test set",
+        limit_help="evaluate only the first N examples",
+        batch_size_help="examples per log p(x) batch",
+    )
+    data.add_argument("--split", default="test", choices=("train", "test"), help="split to evaluate")
+    data.add_argument(
+        "--binarization-seed",
+        type=int,
+        default=None,
+        help="seed of that binarisation; None: keras_vae.datasets.TEST_BINARIZATION_SEED, as keras-vae train uses",
+    )
+    group = parser.add_argument_group("estimator")
+    group.add_argument("--k", type=int, default=5000, help="importance samples of log p(x) per example")
+    group.add_argument("--chunk-size", type=int, default=None, help="importance samples per chunk (memory)")
+    group.add_argument("--threshold", type=float, default=0.01, help="active-unit threshold on Cov_x(E_q[u])")
+    group.add_argument("--seed", type=int, default=0, help="seed of all the noise")
+    parser.add_argument("--out", default=None, help="also write the metrics to this JSON file")
+    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1), help="progress bar of log p(x)")
+    return parser
+
+
+def load_data(args):
+    """The evaluation data the options name: a split, limited and binarised.
+
+    Args:
+        args: parsed data options (``dataset``, ``split``, ``limit``,
+            ``binarization``, ``binarization_seed``, ``data_path``, ``data_dir``).
+
+    Returns:
+        float32 ``[N, D]`` array.
+
+    Raises:
+        ValueError: ``--limit`` below 1, or a bad dataset option.
+    """
+    from keras_vae import datasets
+
+    x, _ = datasets.load_arrays(args.dataset, args.split, **options.data_kwargs(args))
+    if args.limit is not None:
+        if args.limit < 1:
+            raise ValueError(f"--limit must be >= 1, got {args.limit}.")
+        x = x[: args.limit]
+    if args.binarization != "none":
+        if args.binarization_seed is None:
+            x = datasets.binarize_test(x)
+        else:
+            x = datasets.binarize(x, "static", seed=args.binarization_seed)
+    return x
+
+
+def run(args):
+    """Print the metrics and optionally write them as JSON.
+
+    Args:
+        args: parsed options of :func:`add_arguments`.
+
+    Returns:
+        0.
+    """
+    from keras_vae import evaluation
+
+    model = loading.load_model(args.model)
+    x = load_data(args)
+    metrics = evaluation.evaluate_model(
+        model,
+        x,
+        k=args.k,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        chunk_size=args.chunk_size,
+        threshold=args.threshold,
+        verbose=args.verbose,
+    )
+    metrics.update(model=str(args.model), dataset=args.dataset, split=args.split, binarization=args.binarization)
+    units = " + ".join(str(c) for c in metrics["active_units"])
+    print(
+        f"{args.dataset}/{args.split} ({metrics['n_examples']} examples): "
+        f"log p(x) {metrics['log_px']:.3f} ± {metrics['log_px_stderr']:.3f} (k={metrics['k']}), "
+        f"ELBO {metrics['elbo']:.3f}, active units {units} of "
+        f"{' + '.join(str(d) for d in metrics['latent_dims'])}"
+    )
+    if args.out:
+        out = pathlib.Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(metrics, indent=2) + "\n")
+        print(f"wrote {out}")
+    return 0

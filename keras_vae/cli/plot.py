@@ -1,0 +1,73 @@
+"""``keras-vae plot``: the package's figures for a saved model (or a run's history)."""
+
+from keras_vae.cli import loading
+from keras_vae.cli import options
+
+PLOTS = ("samples", "reconstructions", "manifold", "latent", "traversal", "history")
+HELP = "figures of a saved model: " + ", ".join(PLOTS)
+
+
+def add_arguments(parser):
+    """Add the options of ``keras-vae plot MODEL --kind KIND``.
+
+    Args:
+        parser: the subcommand's ``argparse`` parser.
+
+    Returns:
+        ``parser``.
+    """
+    parser.add_argument("model", help="a .keras file (for --kind history: a history.json)")
+    parser.add_argument("--kind", default="samples", choices=PLOTS, help="which figure")
+    options.add_data_arguments(
+        parser,
+        dataset_default=None,
+        binarizations=("none", "static"),
+        binarization_help="'static': binarise the test examples once (keras_vae.datasets.binarize_test)",
+    )
+    parser.add_argument("--image-shape", type=options.image_shape, default=None, help="e.g. 28,28")
+    parser.add_argument("--n", type=int, default=16, help="images for samples/reconstructions")
+    parser.add_argument("--max-points", type=int, default=2000, help="points in the latent scatter")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the samples")
+    parser.add_argument("--out", default="plot.png", help="image file to write")
+    return parser
+
+
+def run(args):
+    """Draw the figure.
+
+    Args:
+        args: parsed options of :func:`add_arguments`.
+
+    Returns:
+        0.
+
+    Raises:
+        ValueError: ``--kind reconstructions`` or ``latent`` without ``--dataset``.
+    """
+    from keras_vae import datasets
+    from keras_vae import plotting
+
+    if args.kind == "history":
+        plotting.plot_history(args.model, path=args.out)
+        print(f"wrote {args.out}")
+        return 0
+    model = loading.load_model(args.model)
+    shape = args.image_shape or (datasets.image_shape(args.dataset) if args.dataset else None)
+    if args.kind == "samples":
+        plotting.plot_samples(model, n=args.n, image_shape=shape, seed=args.seed, path=args.out)
+    elif args.kind == "manifold":
+        plotting.plot_manifold(model, image_shape=shape, path=args.out)
+    elif args.kind == "traversal":
+        plotting.plot_traversal(model, image_shape=shape, path=args.out)
+    else:
+        if not args.dataset:
+            raise ValueError(f"--kind {args.kind} needs --dataset to draw test examples from.")
+        x, y = datasets.load_arrays(args.dataset, "test", **options.data_kwargs(args))
+        if args.binarization != "none":
+            x = datasets.binarize_test(x)
+        if args.kind == "reconstructions":
+            plotting.plot_reconstructions(model, x, n=args.n, image_shape=shape, path=args.out)
+        else:
+            plotting.plot_latent_space(model, x[: args.max_points], y[: args.max_points], path=args.out)
+    print(f"wrote {args.out}")
+    return 0
