@@ -6,8 +6,10 @@ here. Tested with Keras 3.15.1 on TensorFlow 2.21 (``setup.py`` admits Keras
 module only.
 """
 
+import contextlib
 import json
 import os
+import random
 import shutil
 
 import keras
@@ -35,6 +37,28 @@ def in_multi_worker_mode(strategy):
     """Whether a strategy spans several workers (``extended._in_multi_worker_mode``), the
     check Keras's trainer uses to pick its multi-worker reduction."""
     return bool(getattr(strategy.extended, "_in_multi_worker_mode", lambda: False)())
+
+
+@contextlib.contextmanager
+def seeded_initializers(seed):
+    """Within the block, Keras initializers created without a seed get seeds derived from ``seed``.
+
+    Keras gives an unseeded initializer the seed
+    ``random.randint(1, 10**9)`` from Python's global ``random`` module when
+    the initializer is created (``keras.src.backend.random.make_default_seed``).
+    The block seeds that module from ``seed`` and restores its state after,
+    so layers built inside get the same initial weights for the same
+    ``seed`` and the global random state is left as it was.
+    """
+    if seed is None:
+        yield
+        return
+    state = random.getstate()
+    random.seed(f"keras_vae:{seed}")
+    try:
+        yield
+    finally:
+        random.setstate(state)
 
 
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):

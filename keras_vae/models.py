@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_vae import _keras_compat
 from keras_vae import heads
 from keras_vae import networks
 from keras_vae import objectives
@@ -102,7 +103,10 @@ class HelmholtzMachine(StochasticHierarchy, Trainer, keras.Model):
         generative_networks: optional list of M Keras layers, network ``m``
             mapping ``h_{m+1} -> features`` for ``p(h_m | h_{m+1})``
             (network 0 feeds the observation model).
-        seed: int or None, seed of the model's ``SeedGenerator``.
+        seed: int or None. Fixes the initial weights of the networks and
+            heads the model builds and the noise of its ``SeedGenerator``:
+            the same seed and data give the same training run (up to
+            floating-point reduction order). None: both are random.
 
     ``fit``/``evaluate`` report nats per example: ``elbo``, ``reconstruction``
     (``E_q log p(x | h_1)``) and ``kl`` with ``elbo = reconstruction - kl``.
@@ -163,22 +167,24 @@ class HelmholtzMachine(StochasticHierarchy, Trainer, keras.Model):
         self.kl_warmup_steps = int(kl_warmup_steps)
 
         # === Layers ===
-        self.recognition_networks = self._networks(
-            _deserialize_list(recognition_networks), self.hidden_dims, "recognition"
-        )
-        self.generative_networks = self._networks(
-            _deserialize_list(generative_networks),
-            [list(reversed(h)) for h in self.hidden_dims],
-            "generative",
-        )
-        self.recognition_heads = [self._latent_head(i, self.covariance, f"q{i + 1}") for i in range(m)]
-        self.generative_heads = [self._latent_head(i, "diag", f"p{i + 1}") for i in range(m - 1)]
-        top = self.latent_dims[-1]
-        if self.latent[-1] == "gaussian":
-            self.prior = heads.StandardNormalPrior(top, name="prior")
-        else:
-            self.prior = heads.BernoulliPrior(top, name="prior")
-        self.observation = heads.get_observation(self.likelihood, self.input_dim)
+        # A seed fixes the initial weights of the layers built here as well as the noise.
+        with _keras_compat.seeded_initializers(seed):
+            self.recognition_networks = self._networks(
+                _deserialize_list(recognition_networks), self.hidden_dims, "recognition"
+            )
+            self.generative_networks = self._networks(
+                _deserialize_list(generative_networks),
+                [list(reversed(h)) for h in self.hidden_dims],
+                "generative",
+            )
+            self.recognition_heads = [self._latent_head(i, self.covariance, f"q{i + 1}") for i in range(m)]
+            self.generative_heads = [self._latent_head(i, "diag", f"p{i + 1}") for i in range(m - 1)]
+            top = self.latent_dims[-1]
+            if self.latent[-1] == "gaussian":
+                self.prior = heads.StandardNormalPrior(top, name="prior")
+            else:
+                self.prior = heads.BernoulliPrior(top, name="prior")
+            self.observation = heads.get_observation(self.likelihood, self.input_dim)
         self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
         self._trackers = {name: keras.metrics.Mean(name=name) for name in self._metric_names()}
         self.build((None, self.input_dim))
@@ -334,7 +340,8 @@ class VAE(HelmholtzMachine):
         eval_samples: if > 0, ``evaluate`` reports importance-sampled ``log_px``.
         encoder: optional Keras layer ``x [batch, D] -> features``.
         decoder: optional Keras layer ``z [batch, latent_dim] -> features``.
-        seed: int or None.
+        seed: int or None: the initial weights and the noise (see
+            :class:`HelmholtzMachine`).
 
     Example:
         >>> model = keras_vae.VAE(input_dim=64, latent_dim=2)

@@ -238,3 +238,22 @@ class TestBadInput:
         with pytest.raises(FloatingPointError, match="loss became"):
             model.fit(np.full((64, 4), 1e25, "float32"), epochs=3, batch_size=16, verbose=0)
         assert model.optimizer.iterations.numpy() <= 1
+
+
+def test_a_seed_fixes_the_initial_weights_and_leaves_global_random_state_alone():
+    import random
+
+    state = random.getstate()
+    a = keras_vae.HelmholtzMachine(16, latent_dims=(4, 2), hidden_dims=(8,), seed=3)
+    assert random.getstate() == state
+    b = keras_vae.HelmholtzMachine(16, latent_dims=(4, 2), hidden_dims=(8,), seed=3)
+    c = keras_vae.HelmholtzMachine(16, latent_dims=(4, 2), hidden_dims=(8,), seed=4)
+    unseeded = [keras_vae.VAE(16, latent_dim=2, hidden_dims=(8,)) for _ in range(2)]
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    kernels = [w for w in a.get_weights() if w.ndim == 2]
+    assert all(not np.array_equal(wa, wc) for wa, wc in zip(kernels, [w for w in c.get_weights() if w.ndim == 2]))
+    # Layers of the same shape inside one model get different initial weights.
+    assert not np.array_equal(a.recognition_heads[1].loc_dense.kernel.numpy(),
+                              a.generative_heads[0].loc_dense.kernel.numpy()[:, :2])
+    assert not np.array_equal(unseeded[0].get_weights()[0], unseeded[1].get_weights()[0])
