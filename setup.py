@@ -42,6 +42,7 @@ setup(
             "nbclient>=0.10",
             "nbformat>=5.9",
             "ipykernel>=6.0",
+            "ruff>=0.6",
         ],
         "export": ["ai-edge-litert>=1.2"],
     },
