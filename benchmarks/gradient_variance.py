@@ -1,10 +1,11 @@
 """Variance of ELBO gradient estimators for the encoder of a VAE on MNIST.
 
-A VAE (784-200-200-[50], tanh, Bernoulli pixels) is trained for a few epochs
+A VAE (784-200-200-[50], tanh, Bernoulli pixels: ``keras_vae.presets``
+``"burda_1layer"``, ``--latent-dim`` wide) is trained for a few epochs
 on dynamically binarised MNIST. Then, for one fixed batch of test images, the
 gradient of the batch-mean ELBO with respect to the encoder's (recognition
 model's) weights is drawn ``--repeats`` times with fresh noise for each
-estimator (``keras_vae.evaluation.gradient_moments``):
+estimator (``keras_vae.diagnostics.gradient_moments``):
 
 - reparameterised, analytic KL: ``z = mu + sigma eps``, ``E log p(x|z) - KL``;
 - reparameterised, Monte Carlo KL: ``z = mu + sigma eps``, ``log p(x,z) - log q(z|x)``;
@@ -25,7 +26,6 @@ signal-to-noise ratio ``|E g| / std g`` and the whole-vector ratio
 
 import argparse
 import json
-import os
 import pathlib
 import sys
 import time
@@ -33,8 +33,9 @@ import time
 import keras
 import numpy as np
 
-import keras_vae
-from keras_vae import evaluation
+from keras_vae import datasets
+from keras_vae import diagnostics
+from keras_vae import presets
 
 ESTIMATORS = [
     ("reparam + analytic KL", "reparam_analytic", None),
@@ -55,13 +56,11 @@ SHORT = {
 
 def load(path, limit_train, n_batch, batch_size, seed):
     """``(training dataset, fixed test batch)`` of binarised MNIST."""
-    from keras_vae import datasets
-
     train = datasets.load(
         "mnist", "train", batch_size=batch_size, binarization="dynamic", seed=seed, path=path, limit=limit_train
     )
     x_test, _ = datasets.load_arrays("mnist", "test", path=path)
-    return train, datasets.binarize(x_test[:n_batch], "static", seed=1234)
+    return train, datasets.binarize_test(x_test[:n_batch])
 
 
 def plot(rows, path):
@@ -119,13 +118,11 @@ def summary(rows):
         ("score", None, 10)
     )
     if score1 and ma1:
-        parts.append(
-            f"a moving-average baseline cuts the score-function variance by {score1['mean_variance'] / ma1['mean_variance']:.1f}x"
-        )
+        ratio = score1["mean_variance"] / ma1["mean_variance"]
+        parts.append(f"a moving-average baseline cuts the score-function variance by {ratio:.1f}x")
     if score10 and loo10:
-        parts.append(
-            f"with L = 10 the leave-one-out baseline cuts it by {score10['mean_variance'] / loo10['mean_variance']:.1f}x"
-        )
+        ratio = score10["mean_variance"] / loo10["mean_variance"]
+        parts.append(f"with L = 10 the leave-one-out baseline cuts it by {ratio:.1f}x")
     ref10 = get.get(("reparam_analytic", None, 10))
     if ref and ref10:
         parts.append(
@@ -162,15 +159,17 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/results/gradient_variance")
     args = parser.parse_args(argv)
-    if args.data_path is None and not os.environ.get("KERAS_VAE_MNIST_PATH"):
-        parser.error("MNIST not found: pass --data-path mnist.npz or set KERAS_VAE_MNIST_PATH")
+    try:
+        args.data_path = datasets.local_path("mnist", args.data_path, required=True)
+    except FileNotFoundError as err:
+        parser.error(str(err))
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     sample_sizes = [int(s) for s in args.samples.split(",") if s.strip()]
 
     keras.utils.set_random_seed(args.seed)
     train, x = load(args.data_path, args.limit_train, args.grad_batch, args.batch_size, args.seed)
-    model = keras_vae.VAE(784, latent_dim=args.latent_dim, hidden_dims=(200, 200), activation="tanh", seed=args.seed)
+    model = presets.from_preset("burda_1layer", latent_dims=(args.latent_dim,), seed=args.seed)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     start = time.perf_counter()
     history = model.fit(train, epochs=args.epochs, verbose=2, shuffle=False)
@@ -188,21 +187,24 @@ def main(argv=None):
         for label, estimator, baseline in ESTIMATORS:
             if baseline == "leave_one_out" and n < 2:
                 continue
-            m = evaluation.gradient_moments(
+            m = diagnostics.gradient_moments(
                 model, x, estimator, n_samples=n, repeats=args.repeats, baseline=baseline, seed=args.seed
             )
             row = {"label": label, **m.as_dict()}
             rows.append(row)
             print(f"  {label}, L={n}: mean variance {m.mean_variance:.3e}, median SNR {m.median_snr:.3f} "
                   f"({m.seconds:.1f}s)", flush=True)
-    ref = next(r["mean_variance"] for r in rows if r["estimator"] == "reparam_analytic" and r["n_samples"] == sample_sizes[0])
+    ref = next(
+        r["mean_variance"] for r in rows if r["estimator"] == "reparam_analytic" and r["n_samples"] == sample_sizes[0]
+    )
     lines = [
         f"Gradient of the batch-mean ELBO w.r.t. the encoder weights ({n_params}) of a VAE 784-200-200-[50] "
         f"trained {args.epochs} epochs on {args.limit_train} MNIST images; fixed batch of {len(x)} test images; "
         f"{args.repeats} draws per estimator. Median SNR of a zero-mean weight from {args.repeats} draws: "
         f"~{0.67 / np.sqrt(args.repeats):.3f} (the noise floor of that column).",
         "",
-        "| estimator | L | mean variance (tr Cov / P) | vs reparam+analytic L=1 | median SNR | ‖E g‖² / tr Cov | time (s) |",
+        "| estimator | L | mean variance (tr Cov / P) | vs reparam+analytic L=1 | median SNR | ‖E g‖² / tr Cov "
+        "| time (s) |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:

@@ -26,7 +26,6 @@ images are binarised dynamically and test images once with a fixed seed; the
 
 import argparse
 import io
-import os
 import pathlib
 import sys
 import time
@@ -60,14 +59,15 @@ def parse_args(argv=None):
 
 def load_data(args):
     """(name, path, training tf.data.Dataset, binary test images, test labels)."""
-    path = args.data_path or os.environ.get("KERAS_VAE_MNIST_PATH") or None
+    # The local MNIST file (--data-path, else $KERAS_VAE_MNIST_PATH), or None.
+    path = None if args.dataset == "digits" else datasets.local_path("mnist", args.data_path)
     name = args.dataset if args.dataset != "auto" else ("mnist" if path else "digits")
     if name == "mnist":
         batch = 100
         train = datasets.load("mnist", "train", batch_size=batch, binarization="dynamic",
                               seed=args.seed, path=path, limit=args.limit_train)
         x_test, y_test = datasets.load_arrays("mnist", "test", path=path)
-        x_test = datasets.binarize(x_test, "static", seed=1234)
+        x_test = datasets.binarize_test(x_test)
     else:
         batch = 32
         x_train, _ = datasets.load_arrays("digits", "train")

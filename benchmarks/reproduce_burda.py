@@ -2,8 +2,10 @@
 
 Rows: {1, 2} stochastic layers x {VAE, IWAE} x k in {1, 5, 50}:
 
-- 1 layer: 784-200-200-[50]-200-200-784, tanh, Gaussian latent, Bernoulli pixels;
-- 2 layers: 784-200-200-[100]-100-100-[50] (and mirrored generative networks);
+- 1 layer: 784-200-200-[50]-200-200-784, tanh, Gaussian latent, Bernoulli
+  pixels (``keras_vae.presets`` ``"burda_1layer"``);
+- 2 layers: 784-200-200-[100]-100-100-[50] (and mirrored generative
+  networks; ``"burda_2layer"``);
 - VAE rows maximise the ELBO with k samples (``objective="elbo",
   n_samples=k``, analytic KL of the top layer); IWAE rows the k-sample
   importance-weighted bound (``objective="iwae", n_samples=k``).
@@ -12,10 +14,11 @@ Training follows the paper: dynamically binarised MNIST training set (a fresh
 Bernoulli draw of every image each epoch), Adam(beta1=0.9, beta2=0.999,
 epsilon=1e-4), batch 20, and 8 passes i = 0..7 of 3^i epochs at learning
 rate 0.001 * 10^(-i/7): 3280 epochs in all. The test set is binarised once
-with a fixed seed; each trained model is scored by the importance-sampled
-log p(x) with k = 5000 (``keras_vae.evaluation.log_likelihood``), the test
-ELBO and the number of active units (Cov_x E_q[u] > 0.01). The markdown table
-sets the results beside the paper's.
+with a fixed seed (``keras_vae.datasets.binarize_test``); each trained model
+is scored by the importance-sampled log p(x) with k = 5000
+(``keras_vae.evaluation.log_likelihood``), the test ELBO and the number of
+active units (Cov_x E_q[u] > 0.01). The markdown table sets the results
+beside the paper's.
 
 The defaults are the paper's full schedule (days of CPU; run it unchanged on
 a bigger machine)::
@@ -46,8 +49,9 @@ import time
 
 import keras
 
-import keras_vae
+from keras_vae import datasets
 from keras_vae import evaluation
+from keras_vae import presets
 
 # Test log-likelihoods (nats) reported in Burda et al. (2015), Table 1, MNIST.
 PAPER = {
@@ -57,7 +61,6 @@ PAPER = {
     (2, "IWAE", 1): -85.33, (2, "IWAE", 5): -83.89, (2, "IWAE", 50): -82.90,
 }  # fmt: skip
 ROWS = [f"{layers}L-{obj}-k{k}" for layers in (1, 2) for obj in ("VAE", "IWAE") for k in (1, 5, 50)]
-TEST_BINARIZATION_SEED = 1234  # as keras-vae train uses for its test set
 
 
 def parse_row(name):
@@ -80,10 +83,9 @@ def select_rows(spec):
 
 def make_model(layers, objective, k, seed):
     """The paper's architecture for one row."""
-    common = dict(activation="tanh", objective="elbo" if objective == "VAE" else "iwae", n_samples=k, seed=seed)
-    if layers == 1:
-        return keras_vae.HelmholtzMachine(784, latent_dims=(50,), hidden_dims=(200, 200), **common)
-    return keras_vae.HelmholtzMachine(784, latent_dims=(100, 50), hidden_dims=((200, 200), (100, 100)), **common)
+    return presets.from_preset(
+        f"burda_{layers}layer", objective="elbo" if objective == "VAE" else "iwae", n_samples=k, seed=seed
+    )
 
 
 def schedule(passes):
@@ -94,32 +96,18 @@ def schedule(passes):
     return rates
 
 
-# ---------------------------------------------------------------------------
-# Data: keras_vae.datasets when available, else the npz read with numpy.
-# ---------------------------------------------------------------------------
-
-
-def _npz_path(path):
-    path = path or os.environ.get("KERAS_VAE_MNIST_PATH")
-    if not path:
-        raise SystemExit("MNIST not found: pass --data-path mnist.npz or set KERAS_VAE_MNIST_PATH.")
-    return path
-
-
 def load_data(path, batch_size, limit_train, limit_test, seed):
     """``(train dataset, n_train, x_test)``: dynamic binarisation of train, static of test.
 
     A fresh call gives the same stream of training batches for the same seed,
     so every row sees the same data whatever rows run before it.
     """
-    from keras_vae import datasets
-
     train = datasets.load(
         "mnist", "train", batch_size=batch_size, binarization="dynamic", seed=seed, path=path, limit=limit_train
     )
     x_train, _ = datasets.load_arrays("mnist", "train", path=path)
     x_test, _ = datasets.load_arrays("mnist", "test", path=path)
-    x_test = datasets.binarize(x_test[:limit_test], "static", seed=TEST_BINARIZATION_SEED)
+    x_test = datasets.binarize_test(x_test[:limit_test])
     return train, len(x_train[:limit_train]), x_test
 
 
@@ -174,7 +162,7 @@ def budget_line(args, n_train, n_test, wall):
         f"Budget: {args.passes} of 8 passes = {len(rates)} epochs{full} over {n_train} dynamically binarised "
         f"training images, batch {args.batch_size}, Adam(0.9, 0.999, eps 1e-4) at lr 1e-3 * 10^(-i/7); "
         f"test log p(x) with k = {args.k_eval} on {n_test} statically binarised test images "
-        f"(seed {TEST_BINARIZATION_SEED}). Machine: {os.cpu_count()} CPUs, {platform.machine()}, "
+        f"(seed {datasets.TEST_BINARIZATION_SEED}). Machine: {os.cpu_count()} CPUs, {platform.machine()}, "
         f"Python {platform.python_version()}, Keras {keras.__version__}. Wall time so far: {wall / 60:.1f} min."
     )
 
@@ -223,8 +211,10 @@ def main(argv=None):
     if not 1 <= args.passes <= 8:
         parser.error("--passes must be in 1..8")
     names = select_rows(args.rows)
-    if args.data_path is None and not os.environ.get("KERAS_VAE_MNIST_PATH"):
-        parser.error("MNIST not found: pass --data-path mnist.npz or set KERAS_VAE_MNIST_PATH")
+    try:
+        args.data_path = datasets.local_path("mnist", args.data_path, required=True)
+    except FileNotFoundError as err:
+        parser.error(str(err))
 
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

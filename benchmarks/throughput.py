@@ -4,10 +4,9 @@ Models (Burda et al., 2015, dynamically binarised MNIST, tanh, Bernoulli
 pixels, batch 100, Adam 1e-3):
 
 - ``vae``: one stochastic layer, 784-200-200-[50]
-  (``keras_vae.VAE(784, latent_dim=50, hidden_dims=(200, 200))``);
+  (``keras_vae.presets.from_preset("burda_1layer")``);
 - ``hm``: two stochastic layers, 784-200-200-[100]-100-100-[50]
-  (``keras_vae.HelmholtzMachine(784, latent_dims=(100, 50),
-  hidden_dims=((200, 200), (100, 100)))``);
+  (``keras_vae.presets.from_preset("burda_2layer")``);
 - ``is_eval``: importance-sampled ``log p(x)`` of the one-layer model with
   ``k = 5000`` samples per test image.
 
@@ -30,7 +29,8 @@ and PyTorch, after a warm-up run of each, interleaved (A B A B ...) over
 - ``keras-vae log p(x)`` (``keras_vae.evaluation.log_likelihood`` with
   ``jit_compile=True`` and with its defaults) / ``pytorch log p(x)``: the same
   estimator, ``logsumexp_i log w_i - log k``, 100 images by 81 samples at a
-  time (the evaluation module's default chunking).
+  time (the evaluation module's default chunking), on the test images
+  binarised by ``keras_vae.datasets.binarize_test``.
 
 The figures are training (or evaluated) examples per second; the table gives
 the median over the repeats and the ratio keras-vae / PyTorch. Run::
@@ -60,8 +60,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--data-path",
-        default=os.environ.get("KERAS_VAE_MNIST_PATH"),
-        help="local mnist.npz in the Keras layout (default: $KERAS_VAE_MNIST_PATH)",
+        default=None,
+        help="local mnist.npz in the Keras layout (default: $KERAS_VAE_MNIST_PATH, else tensorflow-datasets)",
     )
     parser.add_argument("--rows", default=",".join(ROWS), help="comma-separated subset of " + ",".join(ROWS))
     parser.add_argument("--repeats", type=int, default=3, help="interleaved timed runs per implementation")
@@ -124,14 +124,28 @@ def load_mnist(path):
     try:
         # Copies: the loader's arrays are read-only views and PyTorch wants writable ones.
         return tuple(np.array(datasets.load_arrays("mnist", split, path=path)[0]) for split in ("train", "test"))
-    except (FileNotFoundError, RuntimeError) as err:
-        raise SystemExit(f"throughput.py needs MNIST: pass --data-path mnist.npz or set KERAS_VAE_MNIST_PATH ({err}).")
+    except (FileNotFoundError, RuntimeError) as err:  # Their messages say what to pass.
+        raise SystemExit(f"throughput.py needs MNIST: {err}") from err
 
 
-def static_binarize(x, seed):
+def train_dataset(n, batch_size, seed, data_path, autotune=False):
+    """``datasets.load("mnist", "train", binarization="dynamic")`` of ``n`` examples.
+
+    tf.data's autotuner is off, as the package sets it; ``autotune=True``
+    turns it back on.
+    """
+    import tensorflow as tf
+
     from keras_vae import datasets
 
-    return datasets.binarize(x, "static", seed=seed)
+    ds = datasets.load(
+        "mnist", "train", batch_size=batch_size, binarization="dynamic", seed=seed, path=data_path, limit=n
+    )
+    if autotune:
+        options = tf.data.Options()
+        options.autotune.enabled = True
+        ds = ds.with_options(options)
+    return ds
 
 
 def median(values):
@@ -144,13 +158,10 @@ def median(values):
 
 
 def keras_model(kind, seed):
-    import keras_vae
+    """The ``vae`` (one stochastic layer) or ``hm`` (two) model of Burda et al."""
+    from keras_vae import presets
 
-    if kind == "vae":
-        return keras_vae.VAE(784, latent_dim=50, hidden_dims=(200, 200), activation="tanh", seed=seed)
-    return keras_vae.HelmholtzMachine(
-        784, latent_dims=(100, 50), hidden_dims=((200, 200), (100, 100)), activation="tanh", seed=seed
-    )
+    return presets.from_preset("burda_1layer" if kind == "vae" else "burda_2layer", seed=seed)
 
 
 class KerasTrainer:
@@ -175,23 +186,8 @@ class KerasTrainer:
     def dataset(self, n):
         """The same pipeline object for every run (it reshuffles and redraws each epoch)."""
         if n not in self._datasets:
-            self._datasets[n] = self._make_dataset(n)
+            self._datasets[n] = train_dataset(n, self.batch_size, self.seed, self.data_path, self.autotune)
         return self._datasets[n]
-
-    def _make_dataset(self, n):
-        import tensorflow as tf
-
-        from keras_vae import datasets
-
-        ds = datasets.load(
-            "mnist", "train", batch_size=self.batch_size, binarization="dynamic",
-            seed=self.seed, path=self.data_path, limit=n,
-        )
-        if self.autotune:
-            options = tf.data.Options()
-            options.autotune.enabled = True
-            ds = ds.with_options(options)
-        return ds
 
     def run(self, n):
         ds = self.dataset(n)
@@ -203,49 +199,16 @@ class KerasTrainer:
 
 
 def keras_log_likelihood(model, x, k, jit_compile=False, images=100, chunk=81):
-    """``log p(x)`` estimates ``[n]`` with keras-vae.
+    """``log p(x)`` estimates ``[n]`` by ``keras_vae.evaluation.log_likelihood``.
 
-    Uses ``keras_vae.evaluation.log_likelihood`` (``images`` examples by
-    ``chunk`` samples at a time, its defaults) when the package has it, else
-    the same estimator from ``model.terms`` and ``objectives.log_weights``.
+    ``images`` examples by ``chunk`` samples at a time, its defaults.
     """
-    try:
-        from keras_vae import evaluation
+    from keras_vae import evaluation
 
-        fn = evaluation.log_likelihood
-    except (ImportError, AttributeError):
-        fn = None
-    if fn is not None:
-        result = fn(model, x, k=k, batch_size=images, chunk_size=chunk, verbose=0, jit_compile=jit_compile)
-        return np.asarray(result.values)
-    return _fallback_log_likelihood(model, x, k, jit_compile, images, chunk)
-
-
-_FALLBACK_FNS = {}
-
-
-def _fallback_log_likelihood(model, x, k, jit_compile, images, chunk):
-    """Chunks of ``chunk`` samples for ``images`` images at a time, running logsumexp."""
-    import tensorflow as tf
-
-    from keras_vae import objectives
-
-    if k % chunk:
-        raise ValueError(f"k={k} must be a multiple of chunk={chunk}")
-    key = (id(model), k, chunk, jit_compile)
-    if key not in _FALLBACK_FNS:
-
-        @tf.function(jit_compile=jit_compile, reduce_retracing=True)
-        def batch_fn(xb):
-            total = tf.fill(tf.shape(xb)[:1], -np.inf)
-            for _ in tf.range(k // chunk):
-                log_w = objectives.log_weights(model.terms(xb, chunk, analytic_kl=False))
-                total = tf.reduce_logsumexp(tf.stack([total, tf.reduce_logsumexp(log_w, axis=0)]), axis=0)
-            return total - tf.math.log(float(k))
-
-        _FALLBACK_FNS[key] = batch_fn
-    fn = _FALLBACK_FNS[key]
-    return np.concatenate([fn(x[i : i + images]).numpy() for i in range(0, len(x), images)])
+    result = evaluation.log_likelihood(
+        model, x, k=k, batch_size=images, chunk_size=chunk, verbose=0, jit_compile=jit_compile
+    )
+    return np.asarray(result.values)
 
 
 class KerasEvaluator:
@@ -408,7 +371,7 @@ class TorchEvaluator:
 
 def interleaved(runners, n, repeats, warmup_n):
     """Warm every runner up, then time them A B A B ...; ``{name: [ex/s, ...]}``."""
-    for name, runner in runners.items():
+    for runner in runners.values():
         runner.run(warmup_n)
     results = {name: [] for name in runners}
     for _ in range(repeats):
@@ -440,15 +403,15 @@ def profile_step(args, x_train):
     import keras
     import tensorflow as tf
 
-    from keras_vae import models
+    from keras_vae import datasets
 
     model = keras_model("vae", args.seed)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     n = (min(len(x_train), 20000) // args.batch_size) * args.batch_size
     steps = n // args.batch_size
-    trainer = KerasTrainer("vae", args.batch_size, args.seed, data_path=args.data_path)
-    pipeline_ds = trainer.dataset(n)
-    stacked = tf.constant(static_binarize(x_train[:n], args.seed).reshape(steps, args.batch_size, -1))
+    pipeline_ds = train_dataset(n, args.batch_size, args.seed, args.data_path)
+    binary = datasets.binarize(x_train[:n], "static", seed=args.seed)
+    stacked = tf.constant(binary.reshape(steps, args.batch_size, -1))
     cached = tf.data.Dataset.from_tensor_slices(stacked).cache()
 
     def timed(fn, repeat=3):
@@ -466,7 +429,7 @@ def profile_step(args, x_train):
 
     def loss(x):
         losses, _ = model.objective_losses(x)
-        return models.HelmholtzMachine._global_mean(losses["all"])
+        return model._global_mean(losses["all"])
 
     @tf.function(jit_compile=True)
     def forward_loop():
@@ -518,9 +481,7 @@ def trace(args):
 
     model = keras_model("vae", args.seed)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    ds = KerasTrainer("vae", args.batch_size, args.seed, data_path=args.data_path).dataset(
-        200 * args.batch_size
-    )
+    ds = train_dataset(200 * args.batch_size, args.batch_size, args.seed, args.data_path)
     model.fit(ds, epochs=1, verbose=0)
     tf.profiler.experimental.start(args.trace)
     model.fit(ds, epochs=1, verbose=0)
@@ -537,6 +498,7 @@ def main(argv=None):
     import tensorflow as tf
 
     import keras_vae
+    from keras_vae import datasets
 
     keras.utils.set_random_seed(args.seed)
     torch = None if args.no_torch else _torch()
@@ -578,7 +540,7 @@ def main(argv=None):
         report["rows"][kind] = results
 
     if "is_eval" in args.rows:
-        x_eval = static_binarize(x_test[: args.eval_examples], seed=1234)
+        x_eval = datasets.binarize_test(x_test[: args.eval_examples])
         model = keras_model("vae", args.seed)
         runners = {
             "keras-vae log p(x), jit_compile=True": KerasEvaluator(model, x_eval, args.k, jit_compile=True),

@@ -1,16 +1,16 @@
 """AEVB vs wake-sleep: one Helmholtz machine, four training objectives.
 
 The same two-stochastic-layer architecture (784-200-200-[100]-100-100-[50],
-tanh, Gaussian latent layers, Bernoulli pixels) is trained on dynamically
-binarised MNIST for the same number of epochs with
+tanh, Gaussian latent layers, Bernoulli pixels: ``keras_vae.presets``
+``"burda_2layer"``) is trained on dynamically binarised MNIST for the same number of epochs with
 
 - ``elbo``: the reparameterised ELBO (Kingma & Welling's AEVB),
 - ``iwae``: the importance-weighted bound with k samples (Burda et al.),
 - ``wake_sleep``: Hinton et al.'s wake-sleep algorithm,
 - ``reweighted_wake_sleep``: Bornschein & Bengio's RWS with k samples,
 
-and compared on the test set by the ELBO and by an importance-sampled
-log p(x). The test ELBO is recorded after every epoch and plotted against the
+and compared on the test set (``keras_vae.datasets.binarize_test``) by the
+ELBO and by an importance-sampled log p(x). The test ELBO is recorded after every epoch and plotted against the
 number of training examples seen (the axis of Kingma & Welling's Figure 2).
 
 Short run (minutes)::
@@ -29,21 +29,18 @@ import time
 
 import keras
 
-import keras_vae
 from keras_vae import datasets
 from keras_vae import evaluation
 from keras_vae import plotting
+from keras_vae import presets
 
 OBJECTIVES = ("elbo", "iwae", "wake_sleep", "reweighted_wake_sleep")
 
 
 def make_model(objective, k, seed):
     """The shared two-layer architecture with one training objective."""
-    return keras_vae.HelmholtzMachine(
-        784,
-        latent_dims=(100, 50),
-        hidden_dims=((200, 200), (100, 100)),
-        activation="tanh",
+    return presets.from_preset(
+        "burda_2layer",
         objective=objective,
         n_samples=k if objective in ("iwae", "reweighted_wake_sleep") else 1,
         seed=seed,
@@ -75,7 +72,7 @@ def main(argv=None):
         seed=args.seed, path=args.data_path, limit=args.limit_train,
     )
     x_test, _ = datasets.load_arrays("mnist", "test", path=args.data_path)
-    x_test = datasets.binarize(x_test, "static", seed=1234)
+    x_test = datasets.binarize_test(x_test)
     n_train = int(sum(int(b.shape[0]) for b in train))
     steps = -(-n_train // args.batch_size) // args.evals_per_epoch
     examples_per_period = steps * args.batch_size
@@ -122,7 +119,8 @@ def main(argv=None):
     table = "\n".join(lines)
     print(table)
     (out / "results.md").write_text(table + "\n")
-    (out / "results.json").write_text(json.dumps({"args": vars(args), "results": results, "histories": histories}, indent=2))
+    report = {"args": vars(args), "results": results, "histories": histories}
+    (out / "results.json").write_text(json.dumps(report, indent=2))
     plotting.plot_comparison(histories, metric="val_elbo", x=seen, path=out / "test_elbo.png")
     print(f"wrote {out / 'results.md'}, {out / 'results.json'}, {out / 'test_elbo.png'}")
 

@@ -19,11 +19,18 @@ SPLITS = ("train", "test")
 BINARIZATIONS = ("none", "static", "dynamic")
 
 _IMAGE_SHAPES = {"digits": (8, 8), "mnist": (28, 28), "fashion_mnist": (28, 28)}
-_ENV_VARS = {"mnist": "KERAS_VAE_MNIST_PATH", "fashion_mnist": "KERAS_VAE_FASHION_MNIST_PATH"}
 _NPZ_LAYOUT = (
     "a .npz in the Keras mnist.npz layout: x_train [N, 28, 28] and x_test [M, 28, 28] "
     "with pixel values 0..255 (uint8), y_train [N] and y_test [M] integer labels"
 )
+#: Seed of the static binarisation of every evaluation (test) set: the
+#: command line, the evaluation helpers, the benchmarks and the notebooks all
+#: score the same binary test images through :func:`binarize_test`.
+TEST_BINARIZATION_SEED = 1234
+
+#: Environment variables naming local copies of the datasets, by name.
+LOCAL_PATH_VARIABLES = {"mnist": "KERAS_VAE_MNIST_PATH", "fashion_mnist": "KERAS_VAE_FASHION_MNIST_PATH"}
+
 _DIGITS_TEST_FRACTION = 0.2
 _DIGITS_RANDOM_STATE = 0
 
@@ -102,8 +109,8 @@ def _resolve_path(name, path):
     """Absolute path of the local file for ``name``, or None to use tfds."""
     origin = "path="
     if path is None:
-        path = os.environ.get(_ENV_VARS[name]) or None
-        origin = f"environment variable {_ENV_VARS[name]}"
+        path = os.environ.get(LOCAL_PATH_VARIABLES[name]) or None
+        origin = f"environment variable {LOCAL_PATH_VARIABLES[name]}"
     if path is None:
         return None
     path = os.path.abspath(os.path.expanduser(os.fspath(path)))
@@ -153,7 +160,7 @@ def _read_npz(name, split, path):
 
 
 def _tfds(name, split, data_dir):
-    env_var = _ENV_VARS[name]
+    env_var = LOCAL_PATH_VARIABLES[name]
     try:
         import tensorflow_datasets as tfds
 
@@ -209,6 +216,59 @@ def binarize(x, method="static", seed=0):
     if method == "threshold":
         return (x > 0.5).astype(np.float32)
     return (np.random.default_rng(seed).random(x.shape) < x).astype(np.float32)
+
+
+def binarize_test(x):
+    """The fixed binary version of an evaluation set.
+
+    One seeded Bernoulli draw (:func:`binarize` with ``"static"`` and
+    :data:`TEST_BINARIZATION_SEED`), so every evaluation of a model, in
+    any process, scores the same binary images.
+
+    Args:
+        x: intensities in [0, 1], ``[N, ...]``.
+
+    Returns:
+        float32 array of 0s and 1s, the shape of ``x``.
+
+    Example:
+        >>> x_test, _ = load_arrays("digits", "test")
+        >>> x_bin = binarize_test(x_test)   # [360, 64], the same every call
+    """
+    return binarize(x, "static", seed=TEST_BINARIZATION_SEED)
+
+
+def local_path(name, path=None, *, required=False):
+    """The local file of ``name``: ``path`` if given, else its environment variable.
+
+    Args:
+        name: ``"mnist"`` or ``"fashion_mnist"``.
+        path: an explicit file, or None.
+        required: if True, a missing file is an error (for scripts that do
+            not fall back to tensorflow-datasets) rather than None.
+
+    Returns:
+        The absolute path of an existing file, or None when neither ``path``
+        nor the environment variable (:data:`LOCAL_PATH_VARIABLES`) is set
+        and ``required`` is False.
+
+    Raises:
+        ValueError: ``name`` has no local-file form.
+        FileNotFoundError: the path given (or the variable's) names no file,
+            or ``required`` and neither is set; the message says what to pass.
+
+    Example:
+        >>> path = local_path("mnist", args.data_path, required=True)
+    """
+    if name not in LOCAL_PATH_VARIABLES:
+        raise ValueError(f"{name!r} has no local file; local files exist for {', '.join(LOCAL_PATH_VARIABLES)}.")
+    resolved = _resolve_path(name, path)
+    if resolved is None and required:
+        raise FileNotFoundError(
+            f"No local {name} file: pass one with path=... (--data-path on the command line) or set the "
+            f"environment variable {LOCAL_PATH_VARIABLES[name]}; the file must be {_NPZ_LAYOUT}."
+        )
+    return resolved
 
 
 def load(

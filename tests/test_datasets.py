@@ -287,6 +287,60 @@ def test_binarize_threshold_and_errors():
             datasets.binarize(bad)
 
 
+def test_binarize_test_is_the_shared_static_draw():
+    x, _ = datasets.load_arrays("digits", "test")
+    a = datasets.binarize_test(x)
+    assert datasets.TEST_BINARIZATION_SEED == 1234
+    np.testing.assert_array_equal(a, datasets.binarize(x, "static", seed=datasets.TEST_BINARIZATION_SEED))
+    np.testing.assert_array_equal(a, datasets.binarize_test(x.copy()))  # the same images on every call
+    assert a.dtype == np.float32 and a.shape == x.shape and set(np.unique(a)) == {0.0, 1.0}
+    # The first rows of the test set are binarised alike whether or not the
+    # set is cut first (x_test[:limit] in the benchmarks and notebooks).
+    np.testing.assert_array_equal(datasets.binarize_test(x[:10]), a[:10])
+    with pytest.raises(ValueError, match="\\[0, 1\\]"):
+        datasets.binarize_test(np.array([2.0]))
+
+
+# ------------------------------------------------------------------ local_path
+
+
+def test_local_path(tmp_path, monkeypatch, no_env):
+    file = tmp_path / "mnist.npz"
+    _fake_npz(file)
+    assert datasets.LOCAL_PATH_VARIABLES == {
+        "mnist": "KERAS_VAE_MNIST_PATH",
+        "fashion_mnist": "KERAS_VAE_FASHION_MNIST_PATH",
+    }
+    # Neither a path nor the variable: None (load_arrays then uses tfds) ...
+    assert datasets.local_path("mnist") is None
+    assert datasets.local_path("mnist", None) is None
+    # ... an explicit path, absolute whatever was given ...
+    monkeypatch.chdir(tmp_path)
+    assert datasets.local_path("mnist", "mnist.npz") == str(file)
+    assert datasets.local_path("mnist", pathlib.Path("mnist.npz")) == str(file)
+    # ... else the variable of that dataset only; an explicit path wins over it.
+    monkeypatch.setenv("KERAS_VAE_FASHION_MNIST_PATH", str(file))
+    assert datasets.local_path("mnist") is None
+    assert datasets.local_path("fashion_mnist") == str(file)
+    monkeypatch.setenv("KERAS_VAE_MNIST_PATH", str(tmp_path / "other.npz"))
+    assert datasets.local_path("mnist", file) == str(file)
+
+
+def test_local_path_errors(tmp_path, monkeypatch, no_env):
+    with pytest.raises(FileNotFoundError, match="nope.npz \\(from path=\\)"):
+        datasets.local_path("mnist", tmp_path / "nope.npz")
+    monkeypatch.setenv("KERAS_VAE_MNIST_PATH", str(tmp_path / "gone.npz"))
+    with pytest.raises(FileNotFoundError, match="gone.npz \\(from environment variable KERAS_VAE_MNIST_PATH\\)"):
+        datasets.local_path("mnist")
+    monkeypatch.delenv("KERAS_VAE_MNIST_PATH")
+    # required: the message says what to pass, for scripts that do not download.
+    for name, var in datasets.LOCAL_PATH_VARIABLES.items():
+        with pytest.raises(FileNotFoundError, match=f"No local {name} file: .*--data-path.* {var}; .*mnist.npz layout"):
+            datasets.local_path(name, required=True)
+    with pytest.raises(ValueError, match="'digits' has no local file; local files exist for mnist, fashion_mnist"):
+        datasets.local_path("digits")
+
+
 # ------------------------------------------------------------------ load: pipeline
 
 

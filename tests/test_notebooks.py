@@ -1,4 +1,4 @@
-"""The Colab notebooks in colab/: committed clean, and run top to bottom.
+"""The Colab notebooks in colab/: built from colab/src/, committed clean, and run top to bottom.
 
 Each notebook is executed in quick mode (``KERAS_VAE_QUICK=1``) by nbclient
 with the ``python3`` kernel, in a temporary working directory, offline: the
@@ -70,12 +70,86 @@ def test_committed_notebook_has_badge_install_and_parameters(name):
     assert sum(c.cell_type == "markdown" for c in nb.cells) >= 5, "the method is explained in prose"
 
 
-def test_notebooks_match_their_generator():
+def _load_builder():
     spec = importlib.util.spec_from_file_location("build_notebooks", COLAB / "build_notebooks.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert set(module.NOTEBOOKS) == set(NOTEBOOKS)
-    assert module.main(["--check"]) == 0, "colab/*.ipynb are stale: run python colab/build_notebooks.py"
+    return module
+
+
+@pytest.fixture(scope="module")
+def builder():
+    return _load_builder()
+
+
+def _cells(nb):
+    return [(cell.cell_type, cell.get("id"), dict(cell.metadata), cell.source) for cell in nb.cells]
+
+
+def test_every_notebook_has_a_source(builder):
+    assert set(builder.NOTEBOOKS) == set(NOTEBOOKS), "one colab/src/<name>.py per notebook"
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_is_in_sync_with_its_source(name, builder):
+    """Rebuild from colab/src/ in memory; the committed cells must be the same."""
+    stale = f"colab/{name} differs from colab/src/{name[:-len('.ipynb')]}.py: run python colab/build_notebooks.py"
+    built, committed = builder.build(name), _read(name)
+    assert committed.metadata == built.metadata, f"{stale} (notebook metadata)"
+    built_cells, committed_cells = _cells(built), _cells(committed)
+    for i, (want, got) in enumerate(zip(built_cells, committed_cells)):
+        assert got == want, f"{stale} (cell {i}: {got[0]} cell {got[1]})"
+    count = f"{len(committed_cells)} cells, the source has {len(built_cells)}"
+    assert len(committed_cells) == len(built_cells), f"{stale} ({count})"
+
+
+def test_shared_cells_are_the_same_in_every_notebook(builder):
+    """The sources repeat the install and data cells: one rule, so they must not drift apart."""
+
+    def cell_with(nb, text):
+        (cell,) = [c.source for c in _code_cells(nb) if text in c.source]
+        return cell
+
+    notebooks = [builder.build(name) for name in NOTEBOOKS]
+    installs = {cell_with(nb, "%pip install").replace("keras-vae[export]", "keras-vae") for nb in notebooks}
+    assert len(installs) == 1, "the install cells differ"
+    data = {cell_with(nb, "datasets.load_arrays(DATASET") for nb in notebooks}
+    assert len(data) == 1, "the data cells differ"
+    assert "datasets.binarize_test(x_test)" in data.pop()
+
+
+def test_source_format(tmp_path, builder):
+    """Percent format: markers, tags, markdown comments, commented magics, source-only lines."""
+    source = tmp_path / "99_demo.py"
+    source.write_text(
+        "# header, not a cell\n"
+        "\n"
+        "# %% [markdown]\n"
+        "# # Title\n"
+        "#\n"
+        "# text\n"
+        "\n"
+        '# %% tags=["parameters", "x"]\n'
+        "A = 1  # a comment\n"
+        "\n"
+        "\n"
+        "# %%\n"
+        "# %matplotlib inline\n"
+        "if A:\n"
+        '    # %pip install -q "pkg"\n'
+        "    pass  # source only: the notebook runs the magic above\n"
+        "\n"
+        "# %%\n"
+        "# %%writefile f.py\n"
+        "print(1)\n",
+        encoding="utf-8",
+    )
+    assert builder.read_source(source) == [
+        ("markdown", "# Title\n\ntext", {}),
+        ("code", "A = 1  # a comment", {"tags": ["parameters", "x"]}),
+        ("code", '%matplotlib inline\nif A:\n    %pip install -q "pkg"', {}),
+        ("code", "%%writefile f.py\nprint(1)", {}),
+    ]
 
 
 # ---------------------------------------------------------------------------
