@@ -14,8 +14,6 @@ from keras_vae import export
 from keras_vae import heads
 from keras_vae import networks
 from keras_vae import objectives
-from keras_vae.heads import DistributionHead
-from keras_vae.heads import ObservationHead
 from keras_vae import plotting
 from keras_vae import presets
 from keras_vae.callbacks import StopOnNaN
@@ -23,11 +21,12 @@ from keras_vae.heads import BernoulliLatent
 from keras_vae.heads import BernoulliObservation
 from keras_vae.heads import BernoulliPrior
 from keras_vae.heads import CategoricalObservation
+from keras_vae.heads import DistributionHead
 from keras_vae.heads import GaussianLatent
 from keras_vae.heads import GaussianObservation
 from keras_vae.heads import MixedObservation
+from keras_vae.heads import ObservationHead
 from keras_vae.heads import StandardNormalPrior
 from keras_vae.models import VAE
 from keras_vae.models import HelmholtzMachine
-
 from keras_vae.version import __version__

@@ -24,8 +24,6 @@ import shutil
 import socket
 import tempfile
 
-import keras
-
 from keras_vae import _keras_compat
 
 STRATEGIES = ("none", "mirrored", "multi_worker")

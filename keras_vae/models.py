@@ -20,8 +20,8 @@ from keras_vae import heads
 from keras_vae import networks
 from keras_vae import objectives
 from keras_vae.hierarchy import StochasticHierarchy
-from keras_vae.training import Trainer
 from keras_vae.training import DEFAULT_STEPS_PER_EXECUTION  # noqa: F401  (public, re-exported)
+from keras_vae.training import Trainer
 from keras_vae.training import features
 
 LATENT_FAMILIES = ("gaussian", "bernoulli")

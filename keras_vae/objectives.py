@@ -14,10 +14,13 @@ objective is one new subclass, registered with :func:`register`; see
 Notation: ``h_0 = x``; ``log w = log p(x, h) - log q(h | x)``.
 """
 
-from typing import NamedTuple, Optional, Sequence
+from typing import NamedTuple
+from typing import Optional
+from typing import Sequence
 
 import keras
 from keras import ops
+
 
 class Terms(NamedTuple):
     """Log-probability terms of a stochastic hierarchy, each ``[k, B]``.

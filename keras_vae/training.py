@@ -277,7 +277,8 @@ class Trainer:
             # Keras's multi-step loop fails under tf.distribute strategies
             # ("You must feed a value for placeholder tensor", keras-team/keras
             # issue 19246): one step per call there.
-            steps_per_execution = 1 if _keras_compat.distribute_strategy(self) is not None else DEFAULT_STEPS_PER_EXECUTION
+            distributed = _keras_compat.distribute_strategy(self) is not None
+            steps_per_execution = 1 if distributed else DEFAULT_STEPS_PER_EXECUTION
         if jit_compile == "auto":
             jit_compile = (
                 auto_jit_allowed()

@@ -6,11 +6,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from model_test_base import ModelTestBase
 from scipy.special import logsumexp
 
 import keras_vae
 from keras_vae import objectives
-from model_test_base import ModelTestBase
 
 CONFIGS = {
     "elbo_gaussian": dict(objective="elbo"),
@@ -60,11 +60,12 @@ class TestHelmholtzMachine(ModelTestBase):
         assert set(history.history) == {"loss", "elbo", "reconstruction", "kl"} | expected
 
     def test_custom_networks_round_trip(self, binary_digits, tmp_path):
+        mlp = keras_vae.networks.mlp
         model = keras_vae.HelmholtzMachine(
             64,
             latent_dims=(6, 3),
-            recognition_networks=[keras_vae.networks.mlp([12], "relu", name="enc0"), keras_vae.networks.mlp([], name="enc1")],
-            generative_networks=[keras_vae.networks.mlp([12], "relu", name="dec0"), keras_vae.networks.mlp([5], name="dec1")],
+            recognition_networks=[mlp([12], "relu", name="enc0"), mlp([], name="enc1")],
+            generative_networks=[mlp([12], "relu", name="dec0"), mlp([5], name="dec1")],
         )
         self.run_serialization_test(model)
         self.run_save_load_test(model, binary_digits[0][:64], tmp_path)

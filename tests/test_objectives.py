@@ -102,9 +102,9 @@ def test_a_custom_objective_round_trips_through_save(tmp_path):
 
 def test_the_objective_object_and_its_name_build_the_same_model():
     x = _data()
-    by_name = keras_vae.HelmholtzMachine(16, latent_dims=(4, 2), hidden_dims=(8,), objective="iwae", n_samples=3, seed=0)
-    by_object = keras_vae.HelmholtzMachine(16, latent_dims=(4, 2), hidden_dims=(8,), objective=objectives.IWAE(),
-                                           n_samples=3, seed=0)
+    common = dict(latent_dims=(4, 2), hidden_dims=(8,), n_samples=3, seed=0)
+    by_name = keras_vae.HelmholtzMachine(16, objective="iwae", **common)
+    by_object = keras_vae.HelmholtzMachine(16, objective=objectives.IWAE(), **common)
     by_object.set_weights(by_name.get_weights())
     strip = lambda config: {k: v for k, v in config.items() if k != "name"}  # noqa: E731
     assert strip(by_object.get_config()) == strip(by_name.get_config())

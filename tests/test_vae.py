@@ -8,9 +8,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from model_test_base import ModelTestBase
 
 import keras_vae
-from model_test_base import ModelTestBase
 
 CONFIGS = {
     "diag_bernoulli": dict(likelihood="bernoulli"),
@@ -166,7 +166,7 @@ def test_load_in_fresh_process_gives_same_decode(digits, tmp_path):
         m = keras.saving.load_model(r"{tmp_path / 'm.keras'}", safe_mode=True)
         out = keras.ops.convert_to_numpy(m.decode(np.load(r"{tmp_path / 'z.npy'}"))["mean"])
         np.testing.assert_allclose(out, np.load(r"{tmp_path / 'expected.npy'}"), atol=1e-6)
-        m.fit(np.load(r"{tmp_path / 'z.npy'}")[:0].reshape(0, 64) if False else np.full((8, 64), 0.5, "float32"), epochs=1, verbose=0)
+        m.fit(np.full((8, 64), 0.5, "float32"), epochs=1, verbose=0)
         print("OK", type(m).__name__)
         """
     )

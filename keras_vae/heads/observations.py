@@ -380,7 +380,9 @@ class MixedObservation(ObservationHead):
             "family": "mixed",
             "distribution": "a product of the components' distributions, each over its columns",
             "components": components,
-            "parameters": {f"c{i}_{name}": doc for i, c in enumerate(components) for name, doc in c["parameters"].items()},
+            "parameters": {
+                f"c{i}_{name}": doc for i, c in enumerate(components) for name, doc in c["parameters"].items()
+            },
             "input_scaling": "per component, see 'components'",
             "outputs": outputs,
         }

@@ -1,14 +1,13 @@
 """Priors ``p(h_M)`` of the top stochastic layer: weightless or with learned biases."""
 
 import keras
+import tensorflow_probability as tfp
 from keras import ops
 
 from keras_vae.heads.base import DistributionHead
 from keras_vae.heads.base import float32
 from keras_vae.heads.base import random_normal
 from keras_vae.heads.latent import BernoulliLatent
-
-import tensorflow_probability as tfp
 
 tfd = tfp.distributions
 

@@ -23,8 +23,13 @@ Data are flat ``[n, D]`` arrays; images are recovered with ``image_shape``
 square. Pixel values are clipped to ``[0, 1]`` and drawn in grey.
 """
 
-from keras_vae.plotting.curves import plot_comparison, plot_history
-from keras_vae.plotting.images import image_grid, plot_manifold, plot_reconstructions, plot_samples, plot_traversal
+from keras_vae.plotting.curves import plot_comparison
+from keras_vae.plotting.curves import plot_history
+from keras_vae.plotting.images import image_grid
+from keras_vae.plotting.images import plot_manifold
+from keras_vae.plotting.images import plot_reconstructions
+from keras_vae.plotting.images import plot_samples
+from keras_vae.plotting.images import plot_traversal
 from keras_vae.plotting.latent import plot_latent_space
 
 __all__ = [

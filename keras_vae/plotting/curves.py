@@ -4,7 +4,11 @@
 import numpy as np
 from matplotlib import ticker
 
-from keras_vae.plotting._common import _finish, _history_dict, _line_style, _new_figure, _to_numpy
+from keras_vae.plotting._common import _finish
+from keras_vae.plotting._common import _history_dict
+from keras_vae.plotting._common import _line_style
+from keras_vae.plotting._common import _new_figure
+from keras_vae.plotting._common import _to_numpy
 
 
 def plot_history(history, metrics=("elbo", "reconstruction", "kl"), path=None):

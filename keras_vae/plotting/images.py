@@ -5,16 +5,14 @@ import statistics
 
 import numpy as np
 
-from keras_vae.plotting._common import (
-    _as_images,
-    _decode_mean,
-    _encode_loc,
-    _finish,
-    _image_grid_figure,
-    _new_figure,
-    _show,
-    _to_numpy,
-)
+from keras_vae.plotting._common import _as_images
+from keras_vae.plotting._common import _decode_mean
+from keras_vae.plotting._common import _encode_loc
+from keras_vae.plotting._common import _finish
+from keras_vae.plotting._common import _image_grid_figure
+from keras_vae.plotting._common import _new_figure
+from keras_vae.plotting._common import _show
+from keras_vae.plotting._common import _to_numpy
 
 
 def image_grid(images, image_shape=None, ncols=None, title=None, path=None):

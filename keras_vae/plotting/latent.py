@@ -5,7 +5,11 @@ import math
 import matplotlib
 import numpy as np
 
-from keras_vae.plotting._common import _MAX_LEGEND_CLASSES, _encode_loc, _finish, _new_figure, _to_numpy
+from keras_vae.plotting._common import _MAX_LEGEND_CLASSES
+from keras_vae.plotting._common import _encode_loc
+from keras_vae.plotting._common import _finish
+from keras_vae.plotting._common import _new_figure
+from keras_vae.plotting._common import _to_numpy
 
 
 def _pca_2d(z):
