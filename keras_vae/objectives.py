@@ -179,7 +179,8 @@ def get(identifier):
 
 def serialize(objective):
     """The registered name of a built-in objective with its defaults, else Keras's serialised dict."""
-    if _REGISTRY.get(objective.name) is type(objective) and not objective.get_config():
+    cls = _REGISTRY.get(objective.name)
+    if cls is type(objective) and objective.get_config() == cls().get_config():
         return objective.name
     return keras.saving.serialize_keras_object(objective)
 
@@ -323,16 +324,60 @@ def _sleep_loss(model, x, training):
     return -sleep(model.recognition_log_probs(ops.stop_gradient(x_dream), samples, training))
 
 
-@register
-class WakeSleep(Objective):
-    """Wake-sleep (Hinton et al., 1995): wake updates p on ``h ~ q``, sleep updates q on dreams."""
+class _WakeSleepFamily(Objective):
+    """Wake-sleep-like objectives: generative and recognition updates, the latter delayed.
 
-    name = "wake_sleep"
+    Args:
+        recognition_delay_steps: int >= 0. For the first
+            ``recognition_delay_steps`` optimizer steps only the generative
+            model learns: the recognition network keeps its random
+            initialisation, a random projection of ``x`` that ``p`` learns to
+            decode. Started at once, the sleep phase fits ``q`` to dreams of
+            a ``p`` that still ignores its latents, ``q`` becomes the prior,
+            and the pair settles in a collapsed state that wake-sleep does
+            not leave (on MNIST, a 2-layer Gaussian model at KL 2.8 nats and
+            test ELBO -183 after 5 epochs, against KL 9.9 and -141 with a
+            1,200-step delay; README, "Wake-sleep").
+    """
+
     variable_groups = ("generative", "recognition")
     needs_reparameterized = False
+    default_recognition_delay_steps = 1000
+
+    def __init__(self, recognition_delay_steps=None):
+        if recognition_delay_steps is None:
+            recognition_delay_steps = self.default_recognition_delay_steps
+        if int(recognition_delay_steps) != recognition_delay_steps or recognition_delay_steps < 0:
+            raise ValueError(
+                f"recognition_delay_steps must be a non-negative integer, got {recognition_delay_steps!r}."
+            )
+        self.recognition_delay_steps = int(recognition_delay_steps)
+
+    def _delayed(self, model, loss, training):
+        """``loss`` times 0 before the delay has passed (no update under any optimizer), else ``loss``."""
+        if not (training and self.recognition_delay_steps and getattr(model, "optimizer", None) is not None):
+            return loss
+        started = ops.cast(model.optimizer.iterations >= self.recognition_delay_steps, loss.dtype)
+        return loss * started
+
+    def get_config(self):
+        return {"recognition_delay_steps": self.recognition_delay_steps}
+
+
+@register
+class WakeSleep(_WakeSleepFamily):
+    """Wake-sleep (Hinton et al., 1995): wake updates p on ``h ~ q``, sleep updates q on dreams.
+
+    See ``_WakeSleepFamily`` for ``recognition_delay_steps`` (default 1000).
+
+    Example:
+        >>> model = keras_vae.HelmholtzMachine(784, objective=WakeSleep(recognition_delay_steps=3000))
+    """
+
+    name = "wake_sleep"
     collapse_advice = (
-        "objective='reweighted_wake_sleep' with n_samples >= 5, a lower learning rate, "
-        "or objective='elbo' for Gaussian layers."
+        "a longer recognition delay (objectives.WakeSleep(recognition_delay_steps=...)), "
+        "objective='reweighted_wake_sleep' with n_samples >= 5, or objective='elbo' for Gaussian layers."
     )
 
     def metric_names(self, model):
@@ -344,21 +389,23 @@ class WakeSleep(Objective):
         wake_loss = -wake(terms)
         sleep_loss = _sleep_loss(model, x, training)
         metrics.update(wake_loss=wake_loss, sleep_loss=sleep_loss, loss=wake_loss + sleep_loss)
-        return {"generative": wake_loss, "recognition": sleep_loss}, metrics
+        return {"generative": wake_loss, "recognition": self._delayed(model, sleep_loss, training)}, metrics
 
 
 @register
-class ReweightedWakeSleep(Objective):
+class ReweightedWakeSleep(_WakeSleepFamily):
     """Reweighted wake-sleep (Bornschein & Bengio, 2015) with ``k = n_samples``.
 
     Wake-p and wake-q updates with normalised importance weights; with the
-    model's ``sleep_q`` also the sleep-phase q update.
+    model's ``sleep_q`` also the sleep-phase q update. See
+    ``_WakeSleepFamily`` for ``recognition_delay_steps`` (default 1000).
     """
 
     name = "reweighted_wake_sleep"
-    variable_groups = ("generative", "recognition")
-    needs_reparameterized = False
-    collapse_advice = "more importance samples (n_samples), or a lower learning rate."
+    collapse_advice = (
+        "more importance samples (n_samples), a longer recognition delay "
+        "(objectives.ReweightedWakeSleep(recognition_delay_steps=...)), or a lower learning rate."
+    )
 
     def metric_names(self, model):
         return ["wake_p_loss", "wake_q_loss"] + (["sleep_loss"] if model.sleep_q else [])
@@ -373,6 +420,7 @@ class ReweightedWakeSleep(Objective):
             metrics["sleep_loss"] = _sleep_loss(model, x, training)
             losses["recognition"] = losses["recognition"] + metrics["sleep_loss"]
         metrics["loss"] = losses["generative"] + losses["recognition"]
+        losses["recognition"] = self._delayed(model, losses["recognition"], training)
         return losses, metrics
 
 

@@ -162,3 +162,30 @@ def test_latent_heads_describe_their_parameters(covariance, scale):
     assert set(head.describe()["parameters"]) == {"loc", scale} == set(head(np.zeros((1, 4), "float32")))
     assert keras_vae.StandardNormalPrior(3).describe()["distribution"] == "N(0, I)"
     assert "logits" in keras_vae.BernoulliPrior(3).describe()["parameters"]
+
+
+@pytest.mark.parametrize("cls", [objectives.WakeSleep, objectives.ReweightedWakeSleep])
+def test_recognition_waits_for_its_delay_then_learns(cls):
+    x = _data(100)
+    objective = cls(recognition_delay_steps=6)
+    model = keras_vae.HelmholtzMachine(16, latent_dims=(4, 2), hidden_dims=(8,), objective=objective, n_samples=2, seed=0)
+    model.compile(keras.optimizers.Adam(1e-2), jit_compile=False, steps_per_execution=1)
+    recognition = [v.numpy().copy() for v in model.recognition_variables]
+    generative = [v.numpy().copy() for v in model.generative_variables]
+    model.fit(x, epochs=3, batch_size=50, verbose=0)  # 6 steps: all within the delay
+    assert all(np.array_equal(a, v.numpy()) for a, v in zip(recognition, model.recognition_variables))
+    assert all(not np.array_equal(a, v.numpy()) for a, v in zip(generative, model.generative_variables)
+               if v.shape.rank == 2)
+    model.fit(x, epochs=2, batch_size=50, verbose=0)  # steps 7-10: q learns too
+    assert all(not np.array_equal(a, v.numpy()) for a, v in zip(recognition, model.recognition_variables)
+               if v.shape.rank == 2)
+
+
+def test_wake_sleep_delay_is_saved_only_when_not_the_default():
+    assert objectives.WakeSleep().recognition_delay_steps == 1000
+    assert objectives.serialize(objectives.WakeSleep()) == "wake_sleep"
+    custom = objectives.serialize(objectives.WakeSleep(recognition_delay_steps=0))
+    assert isinstance(custom, dict)
+    assert objectives.get(custom).recognition_delay_steps == 0
+    with pytest.raises(ValueError, match="recognition_delay_steps"):
+        objectives.ReweightedWakeSleep(recognition_delay_steps=-1)
