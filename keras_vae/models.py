@@ -256,6 +256,10 @@ class HelmholtzMachine(StochasticHierarchy, Trainer, keras.Model):
 
         Checks: non-empty, shape ``[batch, input_dim]``, finite values and the
         observation model's support (e.g. [0, 1] for Bernoulli).
+
+        Returns:
+            The checked examples as a numpy array (a dataset's first batch),
+            or None for generators and ``PyDataset``s, which Keras checks.
         """
         if isinstance(data, tf.data.Dataset):
             first = next(iter(data.take(1)), None)
@@ -263,7 +267,7 @@ class HelmholtzMachine(StochasticHierarchy, Trainer, keras.Model):
                 raise ValueError("The dataset is empty: it yields no batches.")
             data = first
         elif data is None or not hasattr(data, "shape") and not isinstance(data, (list, tuple)):
-            return  # Generators and PyDatasets are checked by Keras.
+            return None  # Generators and PyDatasets are checked by Keras.
         x = features(data)
         x = np.asarray(keras.ops.convert_to_numpy(x) if not isinstance(x, np.ndarray) else x)
         if x.size == 0:
@@ -283,6 +287,7 @@ class HelmholtzMachine(StochasticHierarchy, Trainer, keras.Model):
                 f"(first at row {row}, column {col})."
             )
         self.observation.check_data(x)
+        return x
 
     # === Serialisation ===
 

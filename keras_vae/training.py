@@ -15,7 +15,6 @@ to the variables of its group, and runs several steps per compiled call:
 import os
 
 import keras
-import numpy as np
 import tensorflow as tf
 from keras import ops
 
@@ -60,22 +59,6 @@ def _multi_worker():
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return False
     return _keras_compat.in_multi_worker_mode(strategy)
-
-
-def _monitor_sample(data, n=500):
-    """Up to ``n`` examples of ``data`` (an array, tuple or ``tf.data.Dataset``), or None."""
-    if isinstance(data, tf.data.Dataset):
-        parts, count = [], 0
-        for batch in data:
-            parts.append(np.asarray(features(batch)))
-            count += len(parts[-1])
-            if count >= n:
-                break
-        return np.concatenate(parts)[:n] if parts else None
-    x = features(data) if isinstance(data, (tuple, list)) else data
-    if x is None or not hasattr(x, "shape") or len(x.shape) < 2:
-        return None  # Generators and PyDatasets: no sample to check on.
-    return np.asarray(x[:n], dtype="float32")
 
 
 class Trainer:
@@ -322,19 +305,19 @@ class Trainer:
         datasets on their first batch. A non-finite loss raises
         ``FloatingPointError`` (see ``keras_vae.callbacks.StopOnNaN``); a
         stochastic layer that collapses is reported once with a
-        ``keras_vae.callbacks.LayerCollapseWarning`` (see ``CollapseMonitor``;
-        pass your own monitor to change its settings).
+        ``keras_vae.callbacks.LayerCollapseWarning`` (see ``CollapseMonitor``,
+        checked on the examples ``check_data`` saw; pass your own monitor to
+        change its settings).
         """
-        self.check_data(x)
+        checked = self.check_data(x)
         if validation_data is not None:
             self.check_data(validation_data)
         callbacks = list(callbacks or [])
         if not any(isinstance(c, callbacks_lib.StopOnNaN) for c in callbacks):
             callbacks.append(callbacks_lib.StopOnNaN())
-        if not any(isinstance(c, callbacks_lib.CollapseMonitor) for c in callbacks):
-            sample = _monitor_sample(x)
-            if sample is not None:
-                callbacks.append(callbacks_lib.CollapseMonitor(sample))
+        if checked is not None and not any(isinstance(c, callbacks_lib.CollapseMonitor) for c in callbacks):
+            # The examples just checked (a dataset's first batch): no extra pass over the data.
+            callbacks.append(callbacks_lib.CollapseMonitor(checked[:500]))
         if isinstance(x, tf.data.Dataset):
             # A dataset shuffles itself; Keras would warn that shuffle is ignored.
             kwargs.setdefault("shuffle", False)
