@@ -1,0 +1,138 @@
+"""Ablations of the two-layer model: one implementation choice changed at a time.
+
+Each variant patches keras-vae at run time (the package is not edited) and
+trains ``presets.from_preset("burda_2layer")`` as ``compare_pytorch.py`` does
+(Adam 1e-3, eps 1e-4, batch 100, dynamic binarisation), then scores the
+first ``--eval-images`` test images (``binarize_test``) with
+``evaluation.log_likelihood`` (k = ``--k``) and active units. Variants are
+``base`` or ``+``-joined parts:
+
+- ``expscale``: latent scales ``exp(0.5 * raw)`` instead of ``softplus(raw)``;
+- ``minscale=V``: the floor added to latent scales (default 1e-4);
+- ``torchinit``: PyTorch's default Linear initialisation,
+  U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for kernels and biases;
+- ``torchadam``: PyTorch's Adam (eps added to the bias-corrected sqrt(v));
+- ``mckl``: Monte Carlo instead of analytic top-layer KL;
+- ``nojit``, ``spe1``: no XLA, one step per execution.
+
+    python benchmarks/ablate_two_layer.py --variants base,torchinit --epochs 30 --seeds 0,1,2 \
+        --out benchmarks/results/ablate_two_layer.jsonl
+
+Rows are appended to ``--out`` as JSON lines.
+"""
+import argparse
+import json
+import math
+import pathlib
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import compare_pytorch as cp  # noqa: E402
+
+from keras_vae import _keras_compat  # noqa: E402
+from keras_vae import datasets  # noqa: E402
+from keras_vae import evaluation  # noqa: E402
+from keras_vae import presets  # noqa: E402
+from keras_vae.heads import base  # noqa: E402
+from keras_vae.heads import latent  # noqa: E402
+
+ORIG_SCALE = latent.scale_from_raw
+ORIG_INIT = latent.GaussianLatent.__init__
+
+
+class TorchAdam(keras.optimizers.Adam):
+    """PyTorch's Adam: eps added to the bias-corrected sqrt(v_hat)."""
+    def update_step(self, gradient, variable, learning_rate):
+        lr = ops.cast(learning_rate, variable.dtype)
+        g = ops.cast(gradient, variable.dtype)
+        t = ops.cast(self.iterations + 1, variable.dtype)
+        b1p = ops.power(ops.cast(self.beta_1, variable.dtype), t)
+        b2p = ops.power(ops.cast(self.beta_2, variable.dtype), t)
+        m = self._momentums[self._get_variable_index(variable)]
+        v = self._velocities[self._get_variable_index(variable)]
+        self.assign_add(m, (g - m) * (1 - self.beta_1))
+        self.assign_add(v, (ops.square(g) - v) * (1 - self.beta_2))
+        self.assign_sub(variable, lr * (m / (1 - b1p)) / (ops.sqrt(v / (1 - b2p)) + self.epsilon))
+
+
+def torch_init(model, seed):
+    rng = np.random.default_rng(1000 + seed)
+    for layer in _keras_compat.flatten_layers(model):
+        if isinstance(layer, keras.layers.Dense):
+            fan_in = layer.kernel.shape[0]
+            b = 1 / math.sqrt(fan_in)
+            layer.kernel.assign(rng.uniform(-b, b, layer.kernel.shape).astype("float32"))
+            layer.bias.assign(rng.uniform(-b, b, layer.bias.shape).astype("float32"))
+
+
+def apply_patches(parts):
+    latent.scale_from_raw = ORIG_SCALE
+    latent.GaussianLatent.__init__ = ORIG_INIT
+    if "expscale" in parts:
+        latent.scale_from_raw = lambda raw, min_scale: ops.exp(0.5 * base.float32(raw)) + min_scale
+    for p in parts:
+        if p.startswith("minscale="):
+            ms = float(p.split("=")[1])
+            def init(self, units, covariance="diag", min_scale=None, _floor=ms, **kw):
+                ORIG_INIT(self, units, covariance=covariance, min_scale=_floor, **kw)
+            latent.GaussianLatent.__init__ = init
+
+
+def run(variant, seed, epochs, x_test, k, layers):
+    parts = [] if variant == "base" else variant.split("+")
+    apply_patches(parts)
+    if "noglobalseed" not in parts:
+        keras.utils.set_random_seed(seed)
+    if "determinism" in parts:
+        tf.config.experimental.enable_op_determinism()
+    kw = {}
+    if "mckl" in parts:
+        kw["kl"] = "mc"
+    model = presets.from_preset(f"burda_{layers}layer", seed=seed, **kw)
+    if "torchinit" in parts:
+        torch_init(model, seed)
+    Opt = TorchAdam if "torchadam" in parts else keras.optimizers.Adam
+    ck = {}
+    if "nojit" in parts:
+        ck = dict(jit_compile=False)
+    if "spe1" in parts:
+        ck["steps_per_execution"] = 1
+    model.compile(optimizer=Opt(1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-4), **ck)
+    train = datasets.load("mnist", "train", batch_size=100, binarization="dynamic", seed=seed)
+    t0 = time.perf_counter()
+    hist = model.fit(train, epochs=epochs, verbose=0)
+    sec = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    ll = evaluation.log_likelihood(model, x_test, k=k, seed=seed, verbose=0)
+    ev = time.perf_counter() - t1
+    au = evaluation.active_units(model, x_test)
+    return dict(variant=variant, seed=seed, epochs=epochs, layers=layers,
+                train_seconds=round(sec, 1), eval_seconds=round(ev, 1),
+                train_elbo=[round(float(e), 2) for e in hist.history["elbo"]],
+                test_elbo=float(np.mean(ll.elbo)), test_log_px=float(ll.mean), active_units=list(au.counts),
+                k=k, eval_images=len(x_test))
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--variants", default="base")
+    ap.add_argument("--seeds", default="0")
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--eval-images", type=int, default=1000)
+    ap.add_argument("--k", type=int, default=1000)
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--out", default=str(pathlib.Path(__file__).parent / "results" / "ablate_two_layer.jsonl"))
+    a = ap.parse_args()
+    _, x_test = cp.load_data(a.eval_images)
+    for v in a.variants.split(","):
+        for s in [int(x) for x in a.seeds.split(",")]:
+            r = run(v, s, a.epochs, x_test, a.k, a.layers)
+            print(json.dumps(r), flush=True)
+            with open(a.out, "a") as f:
+                f.write(json.dumps(r) + "\n")
