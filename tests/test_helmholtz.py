@@ -210,3 +210,31 @@ def test_a_collapsed_layer_is_reported_once_with_advice():
     assert monitor.warned == {2}
     counts = [active for active, _ in monitor.layer_report()]
     assert counts[1] == 0 and counts[0] > 0
+
+
+@pytest.mark.slow
+def test_a_wake_sleep_sigmoid_belief_net_uses_every_layer_and_samples_diversely():
+    # MNIST, the two-layer Burda architecture with binary units, 5 epochs of
+    # wake-sleep with the default recognition delay. Without the delay the same
+    # run ends with h_2 unused (0 active units) and samples about 2.2 apart
+    # against 11.2 for test images (benchmarks/wake_sleep_delay.py).
+    import os
+
+    from keras_vae import datasets
+    from keras_vae import evaluation
+    from keras_vae import presets
+
+    if not os.environ.get("KERAS_VAE_MNIST_PATH"):
+        pytest.skip("needs a local MNIST (KERAS_VAE_MNIST_PATH)")
+    model = presets.from_preset("burda_2layer", latent="bernoulli", objective="wake_sleep", seed=0)
+    model.compile(keras.optimizers.Adam(1e-3), jit_compile=True)
+    model.fit(datasets.load("mnist", "train", binarization="dynamic", seed=0), epochs=5, verbose=0)
+    x_test = datasets.binarize_test(datasets.load_arrays("mnist", "test")[0][:1000])
+    counts = evaluation.active_units(model, x_test).counts
+    assert min(counts) >= 1, counts  # every stochastic layer varies with the data
+    samples = np.asarray(model.sample(200, seed=0)["x_mean"])
+    distance = np.sqrt(((samples[:, None] - samples[None]) ** 2).sum(-1)).mean()
+    data = np.sqrt(((x_test[:200, None] - x_test[None, :200]) ** 2).sum(-1)).mean()
+    assert distance > 0.35 * data, (distance, data)  # samples differ from each other
+    elbo = model.evaluate(x_test, verbose=0, return_dict=True)["elbo"]
+    assert elbo > -170.0  # without the delay: -187 at this budget
