@@ -257,3 +257,18 @@ def test_a_seed_fixes_the_initial_weights_and_leaves_global_random_state_alone()
     assert not np.array_equal(a.recognition_heads[1].loc_dense.kernel.numpy(),
                               a.generative_heads[0].loc_dense.kernel.numpy()[:, :2])
     assert not np.array_equal(unseeded[0].get_weights()[0], unseeded[1].get_weights()[0])
+
+
+def test_the_same_seed_trains_the_same_weights(digits):
+    from keras_vae import datasets
+
+    def train():
+        model = keras_vae.HelmholtzMachine(64, latent_dims=(8, 4), hidden_dims=(16,), seed=7)
+        model.compile(keras.optimizers.Adam(1e-3), jit_compile=True)
+        model.fit(datasets.load("digits", "train", batch_size=100, binarization="dynamic", seed=7), epochs=2, verbose=0)
+        return model.get_weights()
+
+    first, second = train(), train()
+    assert len(first) == len(second) > 0
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
