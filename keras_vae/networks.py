@@ -1,7 +1,7 @@
 """Builders for the deterministic networks between stochastic layers.
 
 A network maps ``[batch, d_in] -> [batch, features]``; a distribution head
-(``keras_vae.distributions``) turns the features into parameters. Any Keras
+(``keras_vae.heads``) turns the features into parameters. Any Keras
 layer or model with that contract can be used instead of these builders.
 """
 
