@@ -65,26 +65,38 @@ class CollapseMonitor(keras.callbacks.Callback):
         self.start_epoch = int(start_epoch)
         self.warned = set()
 
-    def layer_report(self):
-        """Per layer ``(active_units, kl)``: active units and the layer's KL term in nats."""
-        from keras_vae import evaluation
+    def active_counts(self):
+        """Active units per layer on ``x`` (posterior means along the mean path)."""
+        counts = []
+        for head, params in zip(self.model.recognition_heads, self.model.recognition_params(self.x)):
+            variance = keras.ops.var(head.mean(params), axis=0)
+            counts.append(int(keras.ops.sum(keras.ops.cast(variance > self.threshold, "int32"))))
+        return counts
 
-        counts = evaluation.active_units(self.model, self.x, threshold=self.threshold).counts
+    def layer_kls(self):
+        """The KL term of each layer, ``E_q[log q(h_m | .) - log p(h_m | .)]``, in nats (Monte Carlo)."""
         terms = self.model.terms(self.x, 1, analytic_kl=False)
-        kls = [float(keras.ops.mean(q - p)) for q, p in zip(terms.log_q, terms.log_p)]
-        return list(zip(counts, kls))
+        return [float(keras.ops.mean(q - p)) for q, p in zip(terms.log_q, terms.log_p)]
+
+    def layer_report(self):
+        """Per layer ``(active_units, kl)``."""
+        return list(zip(self.active_counts(), self.layer_kls()))
 
     def on_epoch_end(self, epoch, logs=None):
         if epoch + 1 < self.start_epoch or len(self.warned) == self.model.num_layers:
             return
-        for m, (active, kl) in enumerate(self.layer_report(), start=1):
-            if active == 0 and m not in self.warned:
-                self.warned.add(m)
-                advice = self.model.training_objective.collapse_advice
-                warnings.warn(
-                    f"Stochastic layer {m} of {self.model.num_layers} (h_{m}, {self.model.latent_dims[m - 1]} units) "
-                    f"has collapsed after epoch {epoch + 1}: no unit's posterior mean varies with the data "
-                    f"(KL term {kl:.2f} nats per example), so the model does not use it. Try: {advice}",
-                    LayerCollapseWarning,
-                    stacklevel=2,
-                )
+        counts = self.active_counts()
+        collapsed = [m for m, active in enumerate(counts, start=1) if active == 0 and m not in self.warned]
+        if not collapsed:
+            return
+        kls = self.layer_kls()  # Only for the message: one more pass, once per collapsed layer at most.
+        for m in collapsed:
+            self.warned.add(m)
+            advice = self.model.training_objective.collapse_advice
+            warnings.warn(
+                f"Stochastic layer {m} of {self.model.num_layers} (h_{m}, {self.model.latent_dims[m - 1]} units) "
+                f"has collapsed after epoch {epoch + 1}: no unit's posterior mean varies with the data "
+                f"(KL term {kls[m - 1]:.2f} nats per example), so the model does not use it. Try: {advice}",
+                LayerCollapseWarning,
+                stacklevel=2,
+            )

@@ -259,6 +259,7 @@ def test_a_seed_fixes_the_initial_weights_and_leaves_global_random_state_alone()
     assert not np.array_equal(unseeded[0].get_weights()[0], unseeded[1].get_weights()[0])
 
 
+@pytest.mark.slow
 def test_the_same_seed_trains_the_same_weights(digits):
     from keras_vae import datasets
 
