@@ -66,12 +66,10 @@ class CollapseMonitor(keras.callbacks.Callback):
         self.warned = set()
 
     def active_counts(self):
-        """Active units per layer on ``x`` (posterior means along the mean path)."""
-        counts = []
-        for head, params in zip(self.model.recognition_heads, self.model.recognition_params(self.x)):
-            variance = keras.ops.var(head.mean(params), axis=0)
-            counts.append(int(keras.ops.sum(keras.ops.cast(variance > self.threshold, "int32"))))
-        return counts
+        """Active units per layer on ``x`` (``keras_vae.evaluation.active_units``)."""
+        from keras_vae import evaluation
+
+        return evaluation.active_units(self.model, self.x, threshold=self.threshold, batch_size=len(self.x)).counts
 
     def layer_kls(self):
         """The KL term of each layer, ``E_q[log q(h_m | .) - log p(h_m | .)]``, in nats (Monte Carlo)."""

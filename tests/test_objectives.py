@@ -189,3 +189,11 @@ def test_wake_sleep_delay_is_saved_only_when_not_the_default():
     assert objectives.get(custom).recognition_delay_steps == 0
     with pytest.raises(ValueError, match="recognition_delay_steps"):
         objectives.ReweightedWakeSleep(recognition_delay_steps=-1)
+
+
+def test_a_head_without_its_own_description_still_describes_itself():
+    class Plain(keras_vae.heads.ObservationHead):
+        pass
+
+    described = Plain().describe()
+    assert described["family"] == "Plain" and described["outputs"] == {} and described["input_scaling"]

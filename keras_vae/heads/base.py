@@ -87,8 +87,9 @@ def scale_from_raw(raw, min_scale):
 class DistributionHead(keras.layers.Layer):
     """Base class of every distribution head (see the module docstring).
 
-    Subclasses implement ``call``, ``sample`` and ``describe``, and
-    ``distribution`` unless they override both ``log_prob`` and ``mean``.
+    Subclasses implement ``call`` and ``sample``, ``distribution`` unless
+    they override both ``log_prob`` and ``mean``, and ``describe`` so that
+    exports document their parameters (the default names only the class).
 
     Example:
         >>> head = keras_vae.heads.GaussianLatent(4)
@@ -118,8 +119,12 @@ class DistributionHead(keras.layers.Layer):
         return self.distribution(params).mean()
 
     def describe(self):
-        """``{"family": str, "parameters": {name: meaning}}`` and family details."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement describe().")
+        """``{"family": str, "distribution": str, "parameters": {name: meaning}}`` and family details.
+
+        The default names the class only; built-in heads say more.
+        """
+        name = type(self).__name__
+        return {"family": name, "distribution": name, "parameters": {}}
 
 
 class ObservationHead(DistributionHead):
@@ -132,6 +137,9 @@ class ObservationHead(DistributionHead):
 
     def check_data(self, x):
         """Raise ``ValueError`` if numpy ``x [n, event_size]`` is outside the support."""
+
+    def describe(self):
+        return dict(super().describe(), input_scaling="as in training", outputs={})
 
     def decode_outputs(self, params):
         """Parameters plus ``"mean"``: what ``decode`` and export return."""
