@@ -10,32 +10,44 @@ Rows: {1, 2} stochastic layers x {VAE, IWAE} x k in {1, 5, 50}:
   n_samples=k``, analytic KL of the top layer); IWAE rows the k-sample
   importance-weighted bound (``objective="iwae", n_samples=k``).
 
-Training follows the paper: dynamically binarised MNIST training set (a fresh
-Bernoulli draw of every image each epoch), Adam(beta1=0.9, beta2=0.999,
-epsilon=1e-4), batch 20, and 8 passes i = 0..7 of 3^i epochs at learning
-rate 0.001 * 10^(-i/7): 3280 epochs in all. The test set is binarised once
-with a fixed seed (``keras_vae.datasets.binarize_test``); each trained model
-is scored by the importance-sampled log p(x) with k = 5000
-(``keras_vae.evaluation.log_likelihood``), the test ELBO and the number of
-active units (Cov_x E_q[u] > 0.01). The markdown table sets the results
-beside the paper's.
+Data: the dynamically binarised MNIST training set (a fresh Bernoulli draw of
+every image each epoch); the test set binarised once with a fixed seed
+(``keras_vae.datasets.binarize_test``). Every trained model is scored by the
+importance-sampled log p(x) with k = 5000 (``keras_vae.evaluation``), the
+test ELBO and the active units (Cov_x E_q[u] > 0.01) of each layer.
 
-The defaults are the paper's full schedule (days of CPU; run it unchanged on
-a bigger machine)::
+Two schedules, both Adam(beta1=0.9, beta2=0.999, epsilon=1e-4):
 
-    python benchmarks/reproduce_burda.py --data-path mnist.npz --out results/burda.md
+- ``--schedule paper`` (default): the paper's, batch 20, 8 passes i = 0..7 of
+  3^i epochs at learning rate 0.001 * 10^(-i/7), 3280 epochs in all (days of
+  CPU; ``--passes P`` keeps the first P passes);
+- ``--schedule fast``: batch 100, the learning rate decayed exponentially from
+  ``--lr-start`` (1e-3) to ``--lr-end`` (1e-4) over ``--epochs`` epochs.
 
-A smaller budget, e.g. the first two passes (4 epochs) at batch 100, one-layer
-rows, log p(x) on 1000 test images::
+Examples::
 
-    python benchmarks/reproduce_burda.py --passes 2 --batch-size 100 --rows '1L-*' \\
-        --limit-test 1000 --out results/burda_small.md
+    python benchmarks/reproduce_burda.py --schedule fast --rows 1L-VAE-k1 --epochs 800
+    python benchmarks/reproduce_burda.py --passes 2 --batch-size 100 --rows '1L-*' --limit-test 1000
 
 ``--rows`` takes comma-separated names or shell patterns (``1L-VAE-k1``,
-``'2L-IWAE-*'``, ``all``). Results are written after every row (markdown and a
-``.json`` beside it); ``--resume`` keeps the rows already in that JSON (same
-budget) and runs only the missing ones, and
-``--backup-dir`` lets an interrupted row resume mid-schedule.
+``'2L-IWAE-*'``, ``all``). Files, beside ``--out`` (default
+``benchmarks/results/reproduce_burda.md`` or ``burda_fast.md``):
+
+- ``<out>.json``: a list of rows ``{row, layers, objective, k, epochs,
+  train_seconds, test_log_px, test_log_px_stderr, test_images, k_eval, ...}``,
+  rewritten after every row;
+- ``<out>.md``: the table beside the paper's numbers;
+- ``<out>.log``: one line per epoch (training ELBO, learning rate, seconds);
+- ``<out>_curve.jsonl`` and ``<out>_curve.png``: test ELBO (all test images,
+  k = 1) every ``--curve-every`` epochs against minutes of training.
+
+Every run resumes: rows already in the JSON with the same budget are skipped,
+and a row cut in the middle continues from its last finished epoch (weights
+and optimizer in ``<out>_backup/<row>/``, written atomically), counting the
+training seconds of the earlier attempts. Training time excludes the test ELBO
+of the learning curve; the row records ``machine_gflops``, a float32 matrix
+multiply measured before it, because this machine's speed varies by a factor
+of three from day to day.
 """
 
 import argparse
@@ -44,14 +56,17 @@ import json
 import os
 import pathlib
 import platform
+import shutil
 import sys
 import time
 
 import keras
+import numpy as np
 
 from keras_vae import datasets
 from keras_vae import evaluation
 from keras_vae import presets
+from keras_vae._keras_compat import AtomicBackupAndRestore
 
 # Test log-likelihoods (nats) reported in Burda et al. (2015), Table 1, MNIST.
 PAPER = {
@@ -61,6 +76,8 @@ PAPER = {
     (2, "IWAE", 1): -85.33, (2, "IWAE", 5): -83.89, (2, "IWAE", 50): -82.90,
 }  # fmt: skip
 ROWS = [f"{layers}L-{obj}-k{k}" for layers in (1, 2) for obj in ("VAE", "IWAE") for k in (1, 5, 50)]
+# What must match for a saved row (or a backup) to count as the same run.
+BUDGET = ("schedule", "passes", "epochs", "lr_start", "lr_end", "batch_size", "limit_train", "seed")
 
 
 def parse_row(name):
@@ -89,11 +106,38 @@ def make_model(layers, objective, k, seed):
 
 
 def schedule(passes):
-    """Epochs and learning rate per epoch: pass i is 3^i epochs at 0.001 * 10^(-i/7)."""
+    """The paper's learning rate per epoch: pass i is 3^i epochs at 0.001 * 10^(-i/7)."""
     rates = []
     for i in range(passes):
         rates += [1e-3 * 10 ** (-i / 7)] * 3**i
     return rates
+
+
+def fast_schedule(epochs, lr_start=1e-3, lr_end=1e-4):
+    """Learning rate per epoch decayed exponentially from ``lr_start`` to ``lr_end``."""
+    if epochs == 1:
+        return [lr_start]
+    return [lr_start * (lr_end / lr_start) ** (e / (epochs - 1)) for e in range(epochs)]
+
+
+def learning_rates(args):
+    if args.schedule == "fast":
+        return fast_schedule(args.epochs, args.lr_start, args.lr_end)
+    return schedule(args.passes)
+
+
+def budget_of(args):
+    return {key: getattr(args, key) for key in BUDGET}
+
+
+def matmul_gflops(n=1000, repeats=20):
+    """Float32 matrix-multiply speed of this machine now (GFLOP/s), a yardstick for the timings."""
+    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
+    a @ a
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ a
+    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
 def load_data(path, batch_size, limit_train, limit_test, seed):
@@ -111,105 +155,250 @@ def load_data(path, batch_size, limit_train, limit_test, seed):
     return train, len(x_train[:limit_train]), x_test
 
 
-def run_row(name, args, x_test, out_dir):
+def _read_jsonl(path):
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut by a kill
+            continue
+    return rows
+
+
+def _append_jsonl(path, record):
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+class RowProgress(keras.callbacks.Callback):
+    """Training seconds (kept across resumes), one log line per epoch, and the test-ELBO curve.
+
+    Args:
+        row: row name, written in every record.
+        log_path: ``.log`` file, one JSON line per finished epoch with the
+            training seconds of the whole row so far.
+        curve_path: ``_curve.jsonl`` file of test-ELBO points.
+        x_test: ``[N, 784]`` test images for the curve.
+        curve_every: epochs between curve points (and at the last epoch); 0 = none.
+        epochs: epochs of the row.
+        budget: dict stored with every record; earlier records of another
+            budget are ignored.
+    """
+
+    def __init__(self, row, log_path, curve_path, x_test, curve_every, epochs, budget):
+        super().__init__()
+        self.row, self.log_path, self.curve_path = row, log_path, curve_path
+        self.x_test, self.curve_every, self.epochs, self.budget = x_test, curve_every, epochs, budget
+        self.train_seconds = 0.0
+        self._restored = False
+
+    def _previous(self, path):
+        return [r for r in _read_jsonl(path) if r.get("row") == self.row and r.get("budget") == self.budget]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if not self._restored:
+            self._restored = True
+            earlier = [r for r in self._previous(self.log_path) if r["epoch"] == epoch]  # epoch is 1-based there
+            self.train_seconds = earlier[-1]["train_seconds"] if earlier else 0.0
+            if epoch:
+                print(f"{self.row}: resumed after epoch {epoch} ({self.train_seconds:.0f} s of training)", flush=True)
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.train_seconds += time.perf_counter() - self._start
+        logs = logs or {}
+        lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        record = {
+            "row": self.row, "epoch": epoch + 1, "train_seconds": round(self.train_seconds, 3),
+            "train_elbo": float(logs.get("elbo", logs.get("iwae_bound", float("nan")))),
+            "learning_rate": lr, "budget": self.budget,
+        }  # fmt: skip
+        _append_jsonl(self.log_path, record)
+        print(
+            f"{self.row} epoch {epoch + 1}/{self.epochs}: train ELBO {record['train_elbo']:.2f}, "
+            f"lr {lr:.2e}, {self.train_seconds / 60:.1f} min",
+            flush=True,
+        )
+        last = epoch + 1 == self.epochs
+        if self.curve_every and ((epoch + 1) % self.curve_every == 0 or last):
+            metrics = self.model.evaluate(self.x_test, batch_size=1000, verbose=0, return_dict=True)
+            point = {
+                "row": self.row, "epoch": epoch + 1, "train_minutes": round(self.train_seconds / 60, 3),
+                "test_elbo": float(metrics["elbo"]), "budget": self.budget,
+            }  # fmt: skip
+            _append_jsonl(self.curve_path, point)
+            print(f"{self.row} epoch {epoch + 1}: test ELBO {point['test_elbo']:.2f}", flush=True)
+
+
+def run_row(name, args, x_test, paths):
     layers, objective, k = parse_row(name)
+    budget = budget_of(args)
     keras.utils.set_random_seed(args.seed)
+    gflops = matmul_gflops()
     train, _, _ = load_data(args.data_path, args.batch_size, args.limit_train, 1, args.seed)
     model = make_model(layers, objective, k, args.seed)
-    rates = schedule(args.passes)
+    rates = learning_rates(args)
     model.compile(optimizer=keras.optimizers.Adam(rates[0], beta_1=0.9, beta_2=0.999, epsilon=1e-4))
-    callbacks = [keras.callbacks.LearningRateScheduler(lambda epoch, lr: rates[epoch])]
-    if args.backup_dir:
-        callbacks.append(keras.callbacks.BackupAndRestore(str(pathlib.Path(args.backup_dir) / name)))
-    start = time.perf_counter()
-    history = model.fit(train, epochs=len(rates), callbacks=callbacks, verbose=args.verbose, shuffle=False)
-    train_seconds = time.perf_counter() - start
+    backup = paths["backup"] / name
+    stamp = backup / "budget.json"
+    if backup.exists() and (not stamp.exists() or json.loads(stamp.read_text()) != budget):
+        print(f"{name}: the backup in {backup} is of another budget; starting the row afresh", flush=True)
+        shutil.rmtree(backup)
+    backup.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(json.dumps(budget))
+    progress = RowProgress(name, paths["log"], paths["curve"], x_test, args.curve_every, len(rates), budget)
+    callbacks = [
+        keras.callbacks.LearningRateScheduler(lambda epoch, lr: rates[epoch]),
+        progress,
+        AtomicBackupAndRestore(str(backup / "checkpoint")),
+    ]
+    model.fit(train, epochs=len(rates), callbacks=callbacks, verbose=0, shuffle=False)
     if args.save_models:
-        model.save(out_dir / f"{name}.keras")
+        model.save(paths["out"].parent / f"{paths['out'].stem}_{name}.keras")
 
     start = time.perf_counter()
     metrics = evaluation.evaluate_model(
         model, x_test, k=args.k_eval, seed=args.seed, batch_size=args.eval_batch_size, verbose=args.verbose
     )
     eval_seconds = time.perf_counter() - start
+    shutil.rmtree(backup, ignore_errors=True)
     paper = PAPER[(layers, objective, k)]
     return {
-        "name": name,
+        "row": name,
         "layers": layers,
         "objective": objective,
         "k": k,
         "epochs": len(rates),
-        "log_px": metrics["log_px"],
-        "log_px_stderr": metrics["log_px_stderr"],
-        "log_px_mc_stderr": metrics["log_px_mc_stderr"],
+        "train_seconds": progress.train_seconds,
+        "test_log_px": metrics["log_px"],
+        "test_log_px_stderr": metrics["log_px_stderr"],
+        "test_log_px_mc_stderr": metrics["log_px_mc_stderr"],
+        "test_images": metrics["n_examples"],
+        "k_eval": args.k_eval,
+        "test_binarization": f"static, seed {datasets.TEST_BINARIZATION_SEED}",
         "paper_log_px": paper,
         "difference": metrics["log_px"] - paper,
-        "elbo": metrics["elbo"],
-        "train_elbo_last_epoch": float(history.history["elbo"][-1]),
+        "test_elbo": metrics["elbo"],
         "active_units": metrics["active_units"],
         "latent_dims": metrics["latent_dims"],
-        "train_seconds": train_seconds,
         "eval_seconds": eval_seconds,
-        "k_eval": args.k_eval,
-        "n_test": metrics["n_examples"],
+        "machine_gflops": round(gflops, 1),
+        "budget": budget,
     }
 
 
-def budget_line(args, n_train, n_test, wall):
-    rates = schedule(args.passes)
-    full = " (the paper's full schedule)" if args.passes == 8 and args.batch_size == 20 and n_train == 60000 else ""
+def budget_line(args, n_train, n_test):
+    rates = learning_rates(args)
+    if args.schedule == "fast":
+        plan = (
+            f"{len(rates)} epochs, learning rate decayed exponentially from {args.lr_start:g} to {args.lr_end:g}"
+        )
+    else:
+        full = " (the paper's full schedule)" if args.passes == 8 and args.batch_size == 20 else ""
+        plan = f"{args.passes} of 8 passes = {len(rates)} epochs{full}, learning rate 1e-3 * 10^(-i/7) in pass i"
     return (
-        f"Budget: {args.passes} of 8 passes = {len(rates)} epochs{full} over {n_train} dynamically binarised "
-        f"training images, batch {args.batch_size}, Adam(0.9, 0.999, eps 1e-4) at lr 1e-3 * 10^(-i/7); "
-        f"test log p(x) with k = {args.k_eval} on {n_test} statically binarised test images "
-        f"(seed {datasets.TEST_BINARIZATION_SEED}). Machine: {os.cpu_count()} CPUs, {platform.machine()}, "
-        f"Python {platform.python_version()}, Keras {keras.__version__}. Wall time so far: {wall / 60:.1f} min."
+        f"Budget ({args.schedule} schedule): {plan}; {n_train} dynamically binarised training images, "
+        f"batch {args.batch_size}, Adam(0.9, 0.999, eps 1e-4); test log p(x) with k = {args.k_eval} on "
+        f"{n_test} statically binarised test images (seed {datasets.TEST_BINARIZATION_SEED}). Machine: "
+        f"{os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}, Keras {keras.__version__}."
     )
 
 
-def markdown(rows, args, n_train, n_test, wall):
+def markdown(rows, args, n_train, n_test):
     lines = [
         "# Burda et al. (2015), Table 1 (MNIST): keras-vae against the paper",
         "",
-        budget_line(args, n_train, n_test, wall),
+        budget_line(args, n_train, n_test),
         "",
         "log p(x): mean over test images ± standard error over images; the paper's values are after "
         "3280 epochs at batch 20 with k = 5000 on all 10,000 test images. Active units: per stochastic layer "
-        "(bottom + top), Cov_x(E_q[u]) > 0.01.",
+        "(bottom + top), Cov_x(E_q[u]) > 0.01. Machine speed: float32 matrix multiply before the row.",
         "",
-        "| row | layers | objective | k | epochs | test log p(x) | paper | difference | test ELBO | active units "
-        "| train (s) | eval (s) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| row | epochs | test log p(x) | paper | difference | test ELBO | active units | train (min) "
+        "| eval (s) | machine GFLOP/s |",
+        "| --- | ---: | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
     ]
     for r in rows:
         units = " + ".join(str(u) for u in r["active_units"])
         lines.append(
-            f"| {r['name']} | {r['layers']} | {r['objective']} | {r['k']} | {r['epochs']} | "
-            f"{r['log_px']:.2f} ± {r['log_px_stderr']:.2f} | {r['paper_log_px']:.2f} | {r['difference']:+.2f} | "
-            f"{r['elbo']:.2f} | {units} | {r['train_seconds']:.0f} | {r['eval_seconds']:.0f} |"
+            f"| {r['row']} | {r['epochs']} | {r['test_log_px']:.2f} ± {r['test_log_px_stderr']:.2f} | "
+            f"{r['paper_log_px']:.2f} | {r['difference']:+.2f} | {r['test_elbo']:.2f} | {units} | "
+            f"{r['train_seconds'] / 60:.1f} | {r['eval_seconds']:.0f} | {r.get('machine_gflops', float('nan')):.0f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def plot_curve(curve_path, png_path, rows):
+    """Test ELBO against minutes of training, one line per row, final log p(x) and the paper as markers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = _read_jsonl(curve_path)
+    if not points:
+        return
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name in sorted({p["row"] for p in points}, key=ROWS.index):
+        mine = [p for p in points if p["row"] == name]
+        mine = list({p["epoch"]: p for p in mine}.values())  # last record of each epoch
+        mine.sort(key=lambda p: p["epoch"])
+        line = ax.plot([p["train_minutes"] for p in mine], [p["test_elbo"] for p in mine], label=f"{name} test ELBO")
+        done = [r for r in rows if r["row"] == name]
+        if done:
+            color = line[0].get_color()
+            r = done[-1]
+            ax.plot(r["train_seconds"] / 60, r["test_log_px"], "o", color=color, label=f"{name} log p(x), k={r['k_eval']}")
+            ax.axhline(r["paper_log_px"], color=color, ls=":", lw=1, label=f"{name} paper log p(x)")
+    ax.set_xlabel("training time (minutes, this machine)")
+    ax.set_ylabel("nats per test image")
+    ax.set_ylim(bottom=max(ax.get_ylim()[0], -120))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=120)
+    plt.close(fig)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-path", default=None, help="local mnist.npz (else KERAS_VAE_MNIST_PATH)")
-    parser.add_argument("--passes", type=int, default=8, help="first P passes of the schedule (8 = paper)")
-    parser.add_argument("--batch-size", type=int, default=20)
+    parser.add_argument("--schedule", choices=("paper", "fast"), default="paper", help="see above; default paper")
+    parser.add_argument("--passes", type=int, default=8, help="paper schedule: first P passes (8 = paper)")
+    parser.add_argument("--epochs", type=int, default=800, help="fast schedule: epochs (default 800)")
+    parser.add_argument("--lr-start", type=float, default=1e-3, help="fast schedule: first learning rate")
+    parser.add_argument("--lr-end", type=float, default=1e-4, help="fast schedule: last learning rate")
+    parser.add_argument("--batch-size", type=int, default=None, help="default 20 (paper) or 100 (fast)")
     parser.add_argument("--rows", default="all", help=f"comma-separated names or patterns; {', '.join(ROWS)}")
     parser.add_argument("--k-eval", type=int, default=5000, help="importance samples of the test log p(x)")
     parser.add_argument("--limit-train", type=int, default=None, help="use the first N training images")
     parser.add_argument("--limit-test", type=int, default=None, help="score the first N test images")
     parser.add_argument("--eval-batch-size", type=int, default=100)
+    parser.add_argument("--curve-every", type=int, default=None, help="epochs between test-ELBO points")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="benchmarks/results/reproduce_burda.md")
-    parser.add_argument("--resume", action="store_true", help="skip rows already in the output's .json")
-    parser.add_argument("--backup-dir", default=None, help="keras BackupAndRestore directory (resume a row)")
+    parser.add_argument("--out", default=None, help="markdown table; the other files go beside it")
     parser.add_argument("--save-models", action="store_true", help="save each trained model beside --out")
-    parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
+    parser.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2), help="progress of the log p(x)")
     args = parser.parse_args(argv)
+    fast = args.schedule == "fast"
+    if args.batch_size is None:
+        args.batch_size = 100 if fast else 20
+    if args.curve_every is None:
+        args.curve_every = 25 if fast else 0
+    if args.out is None:
+        args.out = f"benchmarks/results/{'burda_fast' if fast else 'reproduce_burda'}.md"
     if not 1 <= args.passes <= 8:
         parser.error("--passes must be in 1..8")
+    if args.epochs < 1 or args.batch_size < 1 or args.k_eval < 1 or args.curve_every < 0:
+        parser.error("--epochs, --batch-size and --k-eval must be >= 1, --curve-every >= 0")
+    if not fast:
+        args.epochs, args.lr_start, args.lr_end = None, None, None
+    else:
+        args.passes = None
     names = select_rows(args.rows)
     try:
         args.data_path = datasets.local_path("mnist", args.data_path, required=True)
@@ -218,43 +407,50 @@ def main(argv=None):
 
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    json_path = out.with_suffix(".json")
-    rows, previous_wall = [], 0.0
-    if args.resume and json_path.exists():
-        saved = json.loads(json_path.read_text())
-        budget = ("passes", "batch_size", "k_eval", "limit_train", "limit_test", "seed")
-        changed = [b for b in budget if saved["args"].get(b) != getattr(args, b)]
-        if changed:
-            parser.error(f"--resume with a different budget than {json_path}: {', '.join(changed)}")
-        rows, previous_wall = saved["rows"], float(saved.get("wall_seconds", 0.0))
-    done = {r["name"] for r in rows}
+    paths = {
+        "out": out,
+        "json": out.with_suffix(".json"),
+        "log": out.with_suffix(".log"),
+        "curve": out.parent / f"{out.stem}_curve.jsonl",
+        "png": out.parent / f"{out.stem}_curve.png",
+        "backup": out.parent / f"{out.stem}_backup",
+    }
+    rows = json.loads(paths["json"].read_text()) if paths["json"].exists() else []
+    budget = budget_of(args)
+    evaluation_budget = {"k_eval": args.k_eval, "limit_test": args.limit_test}
 
     _, n_train, x_test = load_data(args.data_path, args.batch_size, args.limit_train, args.limit_test, args.seed)
-    print(budget_line(args, n_train, len(x_test), 0.0), flush=True)
-    start = time.perf_counter()
+    print(budget_line(args, n_train, len(x_test)), flush=True)
     for name in names:
-        if name in done:
-            print(f"{name}: already in {json_path}, skipped", flush=True)
+        same = [
+            r for r in rows
+            if r["row"] == name and r.get("budget") == budget
+            and r.get("k_eval") == args.k_eval and r.get("test_images") == len(x_test)
+        ]  # fmt: skip
+        if same:
+            print(f"{name}: already in {paths['json']} with this budget, skipped", flush=True)
             continue
-        row = run_row(name, args, x_test, out.parent)
-        rows.append(row)
-        rows.sort(key=lambda r: ROWS.index(r["name"]))
-        wall = previous_wall + time.perf_counter() - start
-        out.write_text(markdown(rows, args, n_train, len(x_test), wall))
-        json_path.write_text(json.dumps({"args": vars(args), "wall_seconds": wall, "rows": rows}, indent=2))
+        row = run_row(name, args, x_test, paths)
+        row["evaluation"] = evaluation_budget
+        rows = [r for r in rows if not (r["row"] == name and r.get("budget") == budget)] + [row]
+        rows.sort(key=lambda r: (ROWS.index(r["row"]), json.dumps(r.get("budget"), sort_keys=True)))
+        tmp = paths["json"].with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(rows, indent=2))
+        os.replace(tmp, paths["json"])
+        mine = [r for r in rows if r.get("budget") == budget]
+        out.write_text(markdown(mine, args, n_train, len(x_test)))
+        plot_curve(paths["curve"], paths["png"], mine)
         print(
-            f"{name}: log p(x) {row['log_px']:.2f} ± {row['log_px_stderr']:.2f} (paper {row['paper_log_px']:.2f}), "
-            f"ELBO {row['elbo']:.2f}, active units {row['active_units']}, train {row['train_seconds']:.0f}s, "
-            f"eval {row['eval_seconds']:.0f}s",
+            f"{name}: test log p(x) {row['test_log_px']:.2f} ± {row['test_log_px_stderr']:.2f} "
+            f"(paper {row['paper_log_px']:.2f}), ELBO {row['test_elbo']:.2f}, active units {row['active_units']}, "
+            f"train {row['train_seconds'] / 60:.1f} min, eval {row['eval_seconds']:.0f} s",
             flush=True,
         )
-    wall = previous_wall + time.perf_counter() - start
-    if rows:
-        table = markdown(rows, args, n_train, len(x_test), wall)
-        out.write_text(table)
-        print(table)
-        print(f"wrote {out} and {json_path}")
-    return rows
+    mine = [r for r in rows if r.get("budget") == budget]
+    if mine:
+        print(markdown(mine, args, n_train, len(x_test)))
+        print(f"wrote {out}, {paths['json']}, {paths['log']} and {paths['curve']}")
+    return mine
 
 
 if __name__ == "__main__":

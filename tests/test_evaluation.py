@@ -355,14 +355,53 @@ def test_reproduce_burda_harness_tiny_budget(tmp_path):
         pytest.skip("set KERAS_VAE_MNIST_PATH to a local mnist.npz to run the Burda et al. harness")
     harness = _load_benchmark("reproduce_burda")
     out = tmp_path / "results.md"
-    rows = harness.main(
-        ["--passes", "1", "--limit-train", "500", "--limit-test", "100", "--k-eval", "50",
-         "--rows", "1L-IWAE-k5", "--batch-size", "50", "--out", str(out)]
-    )
+    argv = ["--schedule", "fast", "--epochs", "2", "--curve-every", "1", "--limit-train", "500",
+            "--limit-test", "100", "--k-eval", "50", "--rows", "1L-IWAE-k5", "--batch-size", "50", "--out", str(out)]
+    rows = harness.main(argv)
     assert len(rows) == 1
     row = rows[0]
-    assert row["name"] == "1L-IWAE-k5" and row["epochs"] == 1
-    assert -400 < row["log_px"] < -80 and row["log_px"] >= row["elbo"] - 1.0
+    assert row["row"] == "1L-IWAE-k5" and row["epochs"] == 2 and row["test_images"] == 100 and row["k_eval"] == 50
+    assert -400 < row["test_log_px"] < -80 and row["test_log_px"] >= row["test_elbo"] - 1.0
+    assert row["train_seconds"] > 0
     table = out.read_text()
     assert "1L-IWAE-k5" in table and "-85.54" in table
-    assert json.loads(out.with_suffix(".json").read_text())["rows"][0]["name"] == "1L-IWAE-k5"
+    assert json.loads(out.with_suffix(".json").read_text())[0]["row"] == "1L-IWAE-k5"
+    curve = [json.loads(line) for line in (tmp_path / "results_curve.jsonl").read_text().splitlines()]
+    assert [p["epoch"] for p in curve] == [1, 2] and all(p["test_elbo"] < 0 for p in curve)
+    assert (tmp_path / "results_curve.png").exists()
+    assert not (tmp_path / "results_backup" / "1L-IWAE-k5").exists()  # removed once the row is done
+    # A second run with the same budget skips the finished row.
+    assert harness.main(argv)[0]["train_seconds"] == row["train_seconds"]
+
+
+@pytest.mark.slow
+def test_reproduce_burda_resumes_a_cut_row(tmp_path, capsys):
+    if not os.environ.get("KERAS_VAE_MNIST_PATH"):
+        pytest.skip("set KERAS_VAE_MNIST_PATH to a local mnist.npz to run the Burda et al. harness")
+    harness = _load_benchmark("reproduce_burda")
+    out = tmp_path / "results.md"
+    common = ["--schedule", "fast", "--curve-every", "0", "--limit-train", "300", "--limit-test", "50",
+              "--k-eval", "10", "--rows", "1L-VAE-k1", "--batch-size", "100", "--out", str(out)]
+
+    original = harness.RowProgress.on_epoch_end
+
+    def killed_in_second_epoch(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch == 1:  # before the backup of epoch 2 is written
+            raise KeyboardInterrupt
+
+    harness.RowProgress.on_epoch_end = killed_in_second_epoch
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            harness.main(common + ["--epochs", "3"])
+    finally:
+        harness.RowProgress.on_epoch_end = original
+    assert not out.with_suffix(".json").exists()
+    capsys.readouterr()
+    rows = harness.main(common + ["--epochs", "3"])
+    assert "1L-VAE-k1: resumed after epoch 1" in capsys.readouterr().out
+    log = [json.loads(line) for line in out.with_suffix(".log").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2, 2, 3]
+    # The row's training time continues from the first attempt's epoch 1.
+    assert log[2]["train_seconds"] > log[0]["train_seconds"]
+    assert rows[0]["train_seconds"] == pytest.approx(log[3]["train_seconds"], abs=1e-3) and rows[0]["epochs"] == 3
