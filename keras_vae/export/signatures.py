@@ -1,0 +1,175 @@
+"""The exported object: a ``tf.Module`` of named signatures over a model.
+
+| signature | inputs | outputs |
+| --- | --- | --- |
+| ``decode`` (= ``serving_default``) | ``z [batch, latent_dim]`` | observation parameters, ``mean`` (lower layers at their conditional means) |
+| ``encode`` | ``x [batch, input_dim]`` | posterior parameters of ``h_M`` (lower layers at their posterior means) |
+| ``sample`` | ``num_samples``, ``seed`` | ``z ~ p(h_M)``, ``x_mean = decode(z)["mean"]`` |
+| ``score`` | ``x``, ``seed`` | ``elbo``, ``log_px`` ``[batch]`` from ``k`` posterior samples |
+| ``score_from_noise`` | ``x``, ``noise_h1..noise_hM`` | the same, noise given |
+| ``ancestral_sample`` | ``num_samples``, ``seed`` | every layer drawn: ``h_1..h_{M-1}``, ``z``, ``x``, ``x_mean`` |
+| ``ancestral_sample_from_noise`` | ``noise_hM..noise_h1``, ``noise_x`` | the same, noise given |
+
+``score`` equals ``keras_vae.scoring.scores(model, x, k, seed)`` and
+``ancestral_sample`` equals ``model.sample(n, seed=seed)`` (plus the lower
+layers' draws), draw for draw. The ``*_from_noise`` signatures are the
+seeded ones with each random draw fed from an input (see
+:mod:`keras_vae.export.noise`); they hold no random ops and are what the
+TFLite ``scorer`` and ``sampler`` files run.
+"""
+
+import tensorflow as tf
+
+from keras_vae import scoring
+from keras_vae.export import builtin_ops
+from keras_vae.export import noise
+
+#: Signatures whose graphs must hold no random ops.
+DETERMINISTIC = ("decode", "encode", "score_from_noise", "ancestral_sample_from_noise")
+
+
+class ServingModule(tf.Module):
+    """The exported signatures of a model (see the module docstring).
+
+    The Keras model is not tracked, only the variables its functions read,
+    so the SavedModel needs neither keras_vae nor Keras to load and the TFLite
+    converter can freeze every weight.
+
+    Args:
+        model: a ``HelmholtzMachine`` or ``VAE``.
+        score_k: posterior samples per example of the ``score`` signatures.
+
+    Attributes:
+        noise_inputs: signature name -> list of ``(tf.TensorSpec, info)`` of
+            its noise inputs, ``info = {"distribution", "doc"}``.
+
+    Example:
+
+    ```python
+    module = ServingModule(model, score_k=16)
+    module.score(x=tf.constant(x), seed=tf.constant(0, tf.int64))   # {"elbo", "log_px"}
+    ```
+    """
+
+    def __init__(self, model, score_k=scoring.DEFAULT_K):
+        super().__init__(name="keras_vae")
+        self.score_k = int(score_k)
+        spec = tf.TensorSpec
+        z_spec = spec([None, model.latent_dim], tf.float32, name="z")
+        x_spec = spec([None, model.input_dim], tf.float32, name="x")
+        n_spec, seed_spec = spec([], tf.int32, name="num_samples"), spec([], tf.int64, name="seed")
+
+        # === Deterministic maps ===
+
+        def decode(z):
+            """Observation parameters and ``mean`` of p(x | h_1) at top-layer codes ``z``."""
+            return dict(model.decode(z))
+
+        def encode(x):
+            """Posterior parameters of the top layer (lower layers at their means)."""
+            return dict(model.encode(x))
+
+        # === Seeded draws ===
+
+        def checked(num_samples):
+            check = tf.debugging.assert_non_negative(num_samples, message="num_samples must be >= 0")
+            with tf.control_dependencies([check]):
+                return tf.identity(num_samples)
+
+        def sample(num_samples, seed):
+            """``z`` from the prior of ``h_M`` (stateless, seeded) and ``x_mean`` = decode mean."""
+            prior = model.prior(tf.zeros(tf.stack([checked(num_samples), 1])))
+            # The prior head draws from its own family with a stateless key.
+            z = model.prior.sample(prior, tf.stack([seed, tf.constant(0, tf.int64)]))
+            return {"z": z, "x_mean": decode(z)["mean"]}
+
+        def score(x, seed):
+            """Per-example ``elbo`` and ``log_px`` from ``score_k`` posterior samples."""
+            return scoring.scores(model, x, self.score_k, seed)
+
+        def ancestral(num_samples, seed):
+            """Every layer drawn top-down, as ``model.sample(num_samples, seed=seed)``."""
+            samples, x, obs = model.dream(num_samples, seed=scoring.SeedSequence(seed))
+            out = {f"h_{m + 1}": h for m, h in enumerate(samples[:-1])}
+            out.update(z=samples[-1], x=x, x_mean=model.observation.mean(obs))
+            return out
+
+        def ancestral_sample(num_samples, seed):
+            return ancestral(checked(num_samples), seed)
+
+        # === Noise given as inputs ===
+
+        with builtin_ops.builtin_log_probs(model):
+            names, docs = _score_noise(model, self.score_k)
+            scorer, score_noise = noise.lift(score, [x_spec, seed_spec], ["x"], names, docs)
+        names, docs = _sample_noise(model)
+        sampler, sample_noise = noise.lift(ancestral, [n_spec, seed_spec], ["num_samples"], names, docs)
+        self.noise_inputs = {"score_from_noise": score_noise, "ancestral_sample_from_noise": sample_noise}
+
+        def score_from_noise(x, *noise_inputs):
+            return scorer(x, *noise_inputs)
+
+        def ancestral_sample_from_noise(*noise_inputs):
+            return sampler(tf.shape(noise_inputs[0])[0], *noise_inputs)
+
+        def function(fn, signature):
+            return tf.function(fn, input_signature=signature, autograph=False)
+
+        self.decode = function(decode, [z_spec])
+        self.encode = function(encode, [x_spec])
+        self.sample = function(sample, [n_spec, seed_spec])
+        self.score = function(score, [x_spec, seed_spec])
+        self.ancestral_sample = function(ancestral_sample, [n_spec, seed_spec])
+        self.score_from_noise = function(score_from_noise, [x_spec] + [s for s, _ in score_noise])
+        self.ancestral_sample_from_noise = function(ancestral_sample_from_noise, [s for s, _ in sample_noise])
+        variables = {}
+        for fn in self.signatures().values():
+            variables.update({id(v): v for v in fn.variables})
+        self.model_variables = list(variables.values())
+
+    def signatures(self):
+        """Signature name -> concrete function, ``serving_default`` = ``decode``."""
+        names = (
+            "decode",
+            "encode",
+            "sample",
+            "score",
+            "score_from_noise",
+            "ancestral_sample",
+            "ancestral_sample_from_noise",
+        )
+        concrete = {name: getattr(self, name).get_concrete_function() for name in names}
+        concrete["serving_default"] = concrete["decode"]
+        return concrete
+
+
+def _score_noise(model, k):
+    """Names and docs of the score's draws: one per recognition draw, bottom-up."""
+    names, docs = [], []
+    widths = [model.input_dim, *model.latent_dims[:-1]]
+    for m, (net, head) in enumerate(zip(model.recognition_networks, model.recognition_heads), start=1):
+        count = noise.draws_per_head(head, net(noise.zeros(widths[m - 1])))
+        names += noise.numbered(f"noise_h{m}", count)
+        docs += [
+            f"[{k} * batch, ...] noise of the {k} posterior samples of h_{m}, sample-major "
+            "(row i * batch + b is sample i of example b)"
+        ] * count
+    return names, docs
+
+
+def _sample_noise(model):
+    """Names and docs of the ancestral sampler's draws: h_M, ..., h_1, then x."""
+    top = model.num_layers
+    count = noise.draws_per_head(model.prior, noise.zeros(1))
+    names = noise.numbered(f"noise_h{top}", count)
+    docs = [f"[n, ...] noise of h_{top} ~ p(h_{top}); n = number of samples"] * count
+    for i in reversed(range(top - 1)):
+        features = model.generative_networks[i + 1](noise.zeros(model.latent_dims[i + 1]))
+        count = noise.draws_per_head(model.generative_heads[i], features)
+        names += noise.numbered(f"noise_h{i + 1}", count)
+        docs += [f"[n, ...] noise of h_{i + 1} ~ p(h_{i + 1} | h_{i + 2})"] * count
+    features = model.generative_networks[0](noise.zeros(model.latent_dims[0]))
+    count = noise.draws_per_head(model.observation, features)
+    names += noise.numbered("noise_x", count)
+    docs += ["[n, ...] noise of x ~ p(x | h_1)" + ("" if count == 1 else f", draw {j} of {count}") for j in range(count)]
+    return names, docs
