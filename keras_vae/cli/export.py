@@ -1,6 +1,18 @@
-"""``keras-vae export``: a trained model for TF Serving and TFLite/LiteRT."""
+"""``keras-vae export``: a trained model for TF Serving and TFLite/LiteRT.
+
+``--quantize int8`` calibrates on training examples named by the data
+options (``--dataset``, ``--limit``), e.g.
+
+```
+keras-vae export runs/vae/model.keras --out exported --quantize float16 int8 --dataset digits
+```
+"""
 
 from keras_vae.cli import loading
+from keras_vae.cli import options
+
+#: Training examples calibrating int8 quantisation when --limit is not given.
+CALIBRATION_EXAMPLES = 500
 
 HELP = "export a trained model for TF Serving and TFLite/LiteRT"
 
@@ -18,6 +30,7 @@ def add_arguments(parser):
         ``parser``.
     """
     from keras_vae import export
+    from keras_vae import scoring
 
     parser.add_argument("model", help="a trained model saved as .keras")
     parser.add_argument("--out", required=True, help="output directory (must be empty unless --overwrite)")
@@ -25,15 +38,42 @@ def add_arguments(parser):
     parser.add_argument(
         "--quantize",
         default=None,
+        nargs="+",
         choices=export.QUANTIZATIONS,
-        help="also write dynamic-range quantised .tflite files",
+        help="also write quantised .tflite files: dynamic-range (int8 weights), float16 weights, "
+        "or full-integer int8 (needs --dataset for calibration)",
+    )
+    parser.add_argument(
+        "--score-k", type=int, default=scoring.DEFAULT_K, help="posterior samples per example of the score signatures"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace a previous export in --out")
     parser.add_argument(
         "--allow-untrained", action="store_true", help="export a model whose optimizer has taken no step"
     )
     parser.add_argument("--input-scaling", default=None, help="how to scale data for encode, recorded in metadata.json")
+    options.add_data_arguments(
+        parser,
+        dataset_default=None,
+        binarization_help="binarise the calibration data as in training",
+        limit_help=f"calibration examples for --quantize int8 (default {CALIBRATION_EXAMPLES})",
+    )
     return parser
+
+
+def calibration_data(args):
+    """The first ``--limit`` training examples of ``--dataset`` (binarised as asked), or None without --dataset."""
+    if args.dataset is None:
+        return None
+    from keras_vae import datasets
+
+    limit = CALIBRATION_EXAMPLES if args.limit is None else args.limit
+    if limit < 1:
+        raise ValueError(f"--limit must be >= 1, got {limit}.")
+    x, _ = datasets.load_arrays(args.dataset, "train", **options.data_kwargs(args))
+    x = x[:limit]
+    if args.binarization != "none":
+        x = datasets.binarize(x, "static", seed=0)
+    return x
 
 
 def run(args):
@@ -55,6 +95,8 @@ def run(args):
         overwrite=args.overwrite,
         allow_untrained=args.allow_untrained,
         input_scaling=args.input_scaling,
+        score_k=args.score_k,
+        representative_data=calibration_data(args),
     )
     for path in written.values():
         print(f"  wrote {path}")

@@ -1,14 +1,18 @@
 """The exported object: a ``tf.Module`` of named signatures over a model.
 
-| signature | inputs | outputs |
-| --- | --- | --- |
-| ``decode`` (= ``serving_default``) | ``z [batch, latent_dim]`` | observation parameters, ``mean`` (lower layers at their conditional means) |
-| ``encode`` | ``x [batch, input_dim]`` | posterior parameters of ``h_M`` (lower layers at their posterior means) |
-| ``sample`` | ``num_samples``, ``seed`` | ``z ~ p(h_M)``, ``x_mean = decode(z)["mean"]`` |
-| ``score`` | ``x``, ``seed`` | ``elbo``, ``log_px`` ``[batch]`` from ``k`` posterior samples |
-| ``score_from_noise`` | ``x``, ``noise_h1..noise_hM`` | the same, noise given |
-| ``ancestral_sample`` | ``num_samples``, ``seed`` | every layer drawn: ``h_1..h_{M-1}``, ``z``, ``x``, ``x_mean`` |
-| ``ancestral_sample_from_noise`` | ``noise_hM..noise_h1``, ``noise_x`` | the same, noise given |
+- ``decode`` (= ``serving_default``): ``z [batch, latent_dim]`` -> the
+  observation parameters and ``mean`` (lower layers at their conditional means);
+- ``encode``: ``x [batch, input_dim]`` -> the posterior parameters of ``h_M``
+  (lower layers at their posterior means);
+- ``sample``: ``num_samples``, ``seed`` -> ``z ~ p(h_M)`` and
+  ``x_mean = decode(z)["mean"]``;
+- ``score``: ``x``, ``seed`` -> ``elbo`` and ``log_px`` ``[batch]`` from ``k``
+  posterior samples;
+- ``score_from_noise``: ``x``, ``noise_h1..noise_hM`` -> the same, noise given;
+- ``ancestral_sample``: ``num_samples``, ``seed`` -> every layer drawn:
+  ``h_1..h_{M-1}``, ``z``, ``x``, ``x_mean``;
+- ``ancestral_sample_from_noise``: ``noise_hM..noise_h1``, ``noise_x`` -> the
+  same, noise given.
 
 ``score`` equals ``keras_vae.scoring.scores(model, x, k, seed)`` and
 ``ancestral_sample`` equals ``model.sample(n, seed=seed)`` (plus the lower
@@ -171,5 +175,6 @@ def _sample_noise(model):
     features = model.generative_networks[0](noise.zeros(model.latent_dims[0]))
     count = noise.draws_per_head(model.observation, features)
     names += noise.numbered("noise_x", count)
-    docs += ["[n, ...] noise of x ~ p(x | h_1)" + ("" if count == 1 else f", draw {j} of {count}") for j in range(count)]
+    suffix = [f", draw {j} of {count}" if count > 1 else "" for j in range(count)]
+    docs += [f"[n, ...] noise of x ~ p(x | h_1){part}" for part in suffix]
     return names, docs
