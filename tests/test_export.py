@@ -1,6 +1,11 @@
 """Export: SavedModel signatures checked in a TensorFlow-only process, TFLite
 files run through LiteRT with builtin ops only, metadata, bad input, examples.
 
+``score`` and ``ancestral_sample`` are checked against Keras
+(``scoring.scores``, ``model.sample``) draw for draw; their ``*_from_noise``
+versions (SavedModel and the TFLite scorer and sampler) are fed the very
+noise the seeded versions draw, ``heads.random_normal(shape, [seed, i])``.
+
 Every model configuration is exported once (module fixture) with perturbed
 initial weights (``allow_untrained=True``); one trained model covers the
 untrained-model check, the CLI helpers and the ``export/`` examples.
@@ -24,6 +29,9 @@ from PIL import Image
 
 import keras_vae
 from keras_vae import export
+from keras_vae import heads
+from keras_vae import scoring
+from keras_vae.export import tflite
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 _ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
@@ -32,6 +40,30 @@ _ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
 FLOAT_ATOL = 1e-5
 #: Dynamic-range quantised .tflite vs Keras (int8 weights: ~5e-3 measured).
 QUANTIZED_TOL = 5e-2
+#: Posterior samples of the exported score signatures in these tests.
+K = 4
+SCORE_SEED, SAMPLE_SEED, N_SAMPLES = 7, 3, 6
+SIGNATURES = [
+    "ancestral_sample",
+    "ancestral_sample_from_noise",
+    "decode",
+    "encode",
+    "sample",
+    "score",
+    "score_from_noise",
+    "serving_default",
+]
+TFLITE = {
+    "decoder": "decode",
+    "encoder": "encode",
+    "scorer": "score_from_noise",
+    "sampler": "ancestral_sample_from_noise",
+}
+
+
+def assert_scores_close(actual, expected, err_msg=""):
+    """Scores are sums over hundreds of terms: float32 rounding grows with their size."""
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-4, err_msg=err_msg)
 
 
 def _mixed():
@@ -100,6 +132,22 @@ def _numpy(outputs):
     return {k: np.asarray(keras.ops.convert_to_numpy(v)) for k, v in outputs.items()}
 
 
+def seeded_noise(inputs, rows, seed):
+    """The draws of a seeded signature, in order: draw ``i`` is ``heads.random_*(shape, [seed, i])``.
+
+    Args:
+        inputs: the signature's inputs from metadata.json (noise inputs in draw order).
+        rows: the batch of every noise input.
+        seed: the seed of the seeded signature.
+    """
+    noise = {}
+    for i, (name, info) in enumerate((n, v) for n, v in inputs.items() if n.startswith("noise_")):
+        draw = heads.random_uniform if info["distribution"].startswith("uniform") else heads.random_normal
+        key = tf.constant([seed, i], tf.int64)
+        noise[name] = draw([rows, *info["shape"][1:]], key).numpy()
+    return noise
+
+
 def _perturbed(factory):
     """A model whose every float weight is moved off its initial value (non-zero biases)."""
     model = factory()
@@ -121,9 +169,22 @@ class Exported:
         self.x = _numpy(self.model.sample(5, seed=0))["x"]  # Valid data of every family.
         self.decoded = _numpy(self.model.decode(self.z))
         self.encoded = _numpy(self.model.encode(self.x))
-        self.paths = export.export_model(self.model, root / name, allow_untrained=True)
+        self.scores = _numpy(scoring.scores(self.model, self.x, K, SCORE_SEED))
+        samples, _, _ = self.model.dream(N_SAMPLES, seed=keras.random.SeedGenerator(SAMPLE_SEED))
+        self.drawn = dict(_numpy(self.model.sample(N_SAMPLES, seed=SAMPLE_SEED)))
+        self.drawn.update({f"h_{m + 1}": keras.ops.convert_to_numpy(h) for m, h in enumerate(samples[:-1])})
+        self.paths = export.export_model(self.model, root / name, allow_untrained=True, score_k=K)
         self.metadata = json.loads(pathlib.Path(self.paths["metadata"]).read_text())
-        np.savez(root / f"{name}.npz", z=self.z, x=self.x)
+        sigs = self.metadata["signatures"]
+        self.score_noise = seeded_noise(sigs["score_from_noise"]["inputs"], K * len(self.x), SCORE_SEED)
+        self.sample_noise = seeded_noise(sigs["ancestral_sample_from_noise"]["inputs"], N_SAMPLES, SAMPLE_SEED)
+        np.savez(
+            root / f"{name}.npz",
+            z=self.z,
+            x=self.x,
+            **{f"score_{k}": v for k, v in self.score_noise.items()},
+            **{f"sample_{k}": v for k, v in self.sample_noise.items()},
+        )
 
 
 @pytest.fixture(scope="module")
@@ -153,9 +214,14 @@ _TF_ONLY_CHECKS = textwrap.dedent(
             return type(err).__name__
         return None
 
+    def numpy(outputs):
+        return {k: v.numpy().tolist() for k, v in outputs.items()}
+
     root, names, out = pathlib.Path(sys.argv[1]), sys.argv[2].split(","), {}
     for name in names:
         data = np.load(root / f"{name}.npz")
+        noise = {p: {k[len(p) + 1:]: tf.constant(data[k]) for k in data.files if k.startswith(p + "_")}
+                 for p in ("score", "sample")}
         loaded = tf.saved_model.load(str(root / name / "saved_model"))
         sigs = loaded.signatures
         decode, encode, sample = sigs["decode"], sigs["encode"], sigs["sample"]
@@ -175,6 +241,11 @@ _TF_ONLY_CHECKS = textwrap.dedent(
             "sample_seeds_differ": not np.array_equal(a["z"], c["z"]),
             "sample_z_values": sorted(set(np.unique(a["z"]).round(6).tolist()))[:3],
             "sample_x_mean_error": float(np.abs(decode(z=tf.constant(a["z"]))["mean"].numpy() - a["x_mean"]).max()),
+            "score": numpy(sigs["score"](x=x, seed=tf.constant(7, tf.int64))),
+            "score_from_noise": numpy(sigs["score_from_noise"](x=x, **noise["score"])),
+            "ancestral_sample": numpy(sigs["ancestral_sample"](
+                num_samples=tf.constant(6), seed=tf.constant(3, tf.int64))),
+            "ancestral_sample_from_noise": numpy(sigs["ancestral_sample_from_noise"](**noise["sample"])),
             "random_ops": {s: sorted(t for t in op_types(sigs[s]) if "Random" in t) for s in sigs.keys()},
             "rejects": {
                 "decode_wrong_width": rejects(decode, z=bad_z),
@@ -183,6 +254,10 @@ _TF_ONLY_CHECKS = textwrap.dedent(
                 "encode_wrong_width": rejects(encode, x=tf.zeros([2, x.shape[1] + 1])),
                 "sample_vector_seed": rejects(sample, num_samples=tf.constant(2), seed=tf.constant([1, 2], tf.int64)),
                 "sample_negative": rejects(sample, num_samples=tf.constant(-1), seed=tf.constant(0, tf.int64)),
+                "ancestral_negative": rejects(
+                    sigs["ancestral_sample"], num_samples=tf.constant(-1), seed=tf.constant(0, tf.int64)),
+                "score_wrong_width": rejects(
+                    sigs["score"], x=tf.zeros([2, x.shape[1] + 1]), seed=tf.constant(0, tf.int64)),
             },
         }
     out["keras_vae_imported"] = "keras_vae" in sys.modules
@@ -220,13 +295,42 @@ def test_saved_model_loads_without_keras_vae(tf_only):
 @pytest.mark.parametrize("name", NAMES)
 def test_saved_model_matches_keras(name, exported, tf_only):
     case, result = exported[name], tf_only[name]
-    assert result["signatures"] == ["decode", "encode", "sample", "serving_default"]
+    assert result["signatures"] == SIGNATURES
     _, decode_keys, encode_keys = CONFIGS[name]
     assert set(case.decoded) == decode_keys and set(case.encoded) == encode_keys
     for signature, expected in (("decode", case.decoded), ("serving_default", case.decoded), ("encode", case.encoded)):
         assert set(result[signature]) == set(expected), signature
         for key, value in expected.items():
             np.testing.assert_allclose(result[signature][key], value, atol=1e-5, err_msg=f"{signature}/{key}")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_saved_model_scores_equal_keras(name, exported, tf_only):
+    """score(x, seed) = scoring.scores(model, x, k, seed); score_from_noise fed those draws gives the same."""
+    case, result = exported[name], tf_only[name]
+    for signature in ("score", "score_from_noise"):
+        assert set(result[signature]) == {"elbo", "log_px"}
+        for key, value in case.scores.items():
+            assert_scores_close(result[signature][key], value, err_msg=f"{signature}/{key}")
+    # log p(x) >= ELBO (Jensen), strictly for random weights.
+    assert np.all(case.scores["log_px"] > case.scores["elbo"])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_saved_model_ancestral_sample_equals_model_sample(name, exported, tf_only):
+    """Every layer is drawn: ancestral_sample(n, seed) = model.sample(n, seed=seed), lower layers included."""
+    case, result = exported[name], tf_only[name]
+    expected = {"z", "x", "x_mean"} | {f"h_{m}" for m in range(1, case.model.num_layers)}
+    for signature in ("ancestral_sample", "ancestral_sample_from_noise"):
+        assert set(result[signature]) == expected == set(case.drawn)
+        for key, value in case.drawn.items():
+            np.testing.assert_allclose(result[signature][key], value, atol=1e-6, err_msg=f"{signature}/{key}")
+    if case.model.num_layers > 1:
+        # Not the conditional mean of h_1 (what decode and sample use): a draw.
+        h1_mean = case.model.generative_heads[0].mean(
+            case.model.generative_heads[0](case.model.generative_networks[1](case.drawn["z"]))
+        )
+        assert np.abs(case.drawn["h_1"] - keras.ops.convert_to_numpy(h1_mean)).max() > 0.1
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -246,16 +350,25 @@ def test_signatures_reject_wrong_inputs(name, tf_only):
     assert all(rejected.values()), rejected
 
 
+DETERMINISTIC = ("decode", "encode", "serving_default", "score_from_noise", "ancestral_sample_from_noise")
+
+
+def test_random_op_scanner(exported):
+    signatures = export.ServingModule(exported["hm_bernoulli_wake_sleep"].model, score_k=2).signatures()
+    for signature in DETERMINISTIC:
+        assert export.random_op_types(signatures[signature]) == [], signature
+    # The scanner does see random ops where they are: the seeded stateless draws.
+    for signature in ("sample", "score", "ancestral_sample"):
+        assert any(t.startswith("Stateless") for t in export.random_op_types(signatures[signature])), signature
+
+
 @pytest.mark.parametrize("name", NAMES)
-def test_decode_and_encode_graphs_have_no_random_ops(name, exported, tf_only):
-    signatures = export.ServingModule(exported[name].model).signatures()
-    assert export.random_op_types(signatures["decode"]) == []
-    assert export.random_op_types(signatures["encode"]) == []
-    # The scanner does see random ops where they are: sample's stateless draw.
-    assert any(t.startswith("Stateless") for t in export.random_op_types(signatures["sample"]))
-    # And so does a TensorFlow-only scan of the reloaded SavedModel.
+def test_only_seeded_signatures_have_random_ops(name, tf_only):
+    """A TensorFlow-only scan of the reloaded SavedModel."""
+    deterministic = DETERMINISTIC
     loaded = tf_only[name]["random_ops"]
-    assert loaded["decode"] == loaded["encode"] == loaded["serving_default"] == [] != loaded["sample"]
+    assert all(loaded[s] == [] for s in deterministic), loaded
+    assert all(loaded[s] != [] for s in ("sample", "score", "ancestral_sample")), loaded
 
 
 def test_saved_model_cli_lists_named_signatures(exported):
@@ -271,12 +384,16 @@ def test_saved_model_cli_lists_named_signatures(exported):
     blocks = {}
     for block in proc.stdout.split("signature_def['")[1:]:
         blocks[block.split("'", 1)[0]] = block
-    assert {"decode", "encode", "sample", "serving_default"} <= set(blocks)
+    assert set(SIGNATURES) <= set(blocks)
     expected = {
         "decode": (["z"], CONFIGS["vae_mixed"][1]),
         "serving_default": (["z"], CONFIGS["vae_mixed"][1]),
         "encode": (["x"], {"loc", "scale"}),
         "sample": (["num_samples", "seed"], {"x_mean", "z"}),
+        "score": (["x", "seed"], {"elbo", "log_px"}),
+        "score_from_noise": (["x", "noise_h1"], {"elbo", "log_px"}),
+        "ancestral_sample": (["num_samples", "seed"], {"z", "x", "x_mean"}),
+        "ancestral_sample_from_noise": (["noise_h1", "noise_x_0", "noise_x_1", "noise_x_2"], {"z", "x", "x_mean"}),
     }
     for name, (inputs, outputs) in expected.items():
         given, returned = blocks[name].split("The given SavedModel SignatureDef contains the following output(s):")
@@ -314,10 +431,27 @@ def test_tflite_matches_keras(name, exported):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_tflite_scorer_and_sampler_equal_keras(name, exported):
+    """Fed the seeded draws, scorer.tflite = scoring.scores and sampler.tflite = model.sample (LiteRT)."""
+    case = exported[name]
+    scored = _run(case.paths["scorer"], "score_from_noise", x=case.x, **case.score_noise)
+    assert set(scored) == {"elbo", "log_px"}
+    for key, value in case.scores.items():
+        assert_scores_close(scored[key], value, err_msg=key)
+    drawn = _run(case.paths["sampler"], "ancestral_sample_from_noise", **case.sample_noise)
+    assert set(drawn) == set(case.drawn)
+    for key, value in case.drawn.items():
+        np.testing.assert_allclose(drawn[key], value, atol=FLOAT_ATOL, err_msg=key)
+    # Any number of samples: the batch of the noise.
+    one = _run(case.paths["sampler"], "ancestral_sample_from_noise", **{k: v[:1] for k, v in case.sample_noise.items()})
+    np.testing.assert_allclose(one["x_mean"], case.drawn["x_mean"][:1], atol=FLOAT_ATOL)
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_tflite_uses_builtin_ops_only(name, exported):
     builtin = {k for k in vars(schema.BuiltinOperator) if not k.startswith("_")} - {"CUSTOM"}
     case = exported[name]
-    for file in ("decoder", "encoder"):
+    for file in TFLITE:
         content = pathlib.Path(case.paths[file]).read_bytes()
         model = schema.Model.GetRootAsModel(content, 0)
         codes = [model.OperatorCodes(i) for i in range(model.OperatorCodesLength())]
@@ -336,7 +470,7 @@ def test_tflite_uses_builtin_ops_only(name, exported):
 def test_dynamic_quantization_within_documented_tolerance(tmp_path):
     model = _perturbed(lambda: keras_vae.VAE(64, latent_dim=2, hidden_dims=(64,), seed=0))
     paths = export.export_model(model, tmp_path, format="tflite", quantize="dynamic", allow_untrained=True)
-    assert set(paths) == {"decoder", "encoder", "decoder_dynamic", "encoder_dynamic", "metadata"}
+    assert set(paths) == set(TFLITE) | {f"{stem}_dynamic" for stem in TFLITE} | {"metadata"}
     assert not (tmp_path / "saved_model").exists()
     rng = np.random.default_rng(0)
     z, x = rng.normal(size=(8, 2)).astype("float32"), rng.random((8, 64)).astype("float32")
@@ -369,12 +503,19 @@ def test_metadata_describes_the_export(name, exported):
     family = type(model.observation).__name__.replace("Observation", "").lower()
     assert meta["observation"]["family"] == family
     sigs = meta["signatures"]
-    assert set(sigs) == {"decode", "encode", "sample", "serving_default"}
+    assert sorted(sigs) == SIGNATURES
+    assert meta["score_k"] == K
     assert sigs["decode"]["inputs"] == {
         "z": {"shape": [None, model.latent_dim], "dtype": "float32", "doc": sigs["decode"]["inputs"]["z"]["doc"]}
     }
     assert set(sigs["decode"]["outputs"]) == set(case.decoded) and set(sigs["encode"]["outputs"]) == set(case.encoded)
     assert set(sigs["sample"]["inputs"]) == {"num_samples", "seed"}
+    # Noise inputs say what to draw, and appear in draw order (top layer first when sampling).
+    noise = [n for n in sigs["ancestral_sample_from_noise"]["inputs"]]
+    assert noise[0] == f"noise_h{model.num_layers}" and noise[-1].startswith("noise_x")
+    assert list(sigs["score_from_noise"]["inputs"])[:2] == ["x", "noise_h1"]
+    for info in list(sigs["score_from_noise"]["inputs"].values())[1:]:
+        assert info["distribution"] in ("standard normal N(0, 1)", "uniform U[0, 1)")
     assert all(o["doc"] for s in sigs.values() for o in s["outputs"].values())
     if model.num_layers > 1:
         assert "conditional means" in sigs["decode"]["doc"]
@@ -390,14 +531,16 @@ def test_metadata_describes_the_export(name, exported):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, digits):
-    """A VAE trained for 3 steps on the 8x8 digits, saved as .keras: ``(path, reloaded model)``."""
+    """A VAE trained for 3 steps on the 8x8 digits: ``(.keras path, reloaded model, its export's paths)``."""
     keras.utils.set_random_seed(0)
     model = keras_vae.VAE(64, latent_dim=2, hidden_dims=(16,), seed=0)
     model.compile(keras.optimizers.Adam(1e-2))
     model.fit(digits[0][:300], epochs=1, batch_size=100, verbose=0)
-    path = tmp_path_factory.mktemp("trained") / "model.keras"
-    model.save(path)
-    return path, export.load_model(path)
+    root = tmp_path_factory.mktemp("trained")
+    model.save(root / "model.keras")
+    loaded = export.load_model(root / "model.keras")
+    paths = export.export_model(loaded, root / "exported", score_k=K)
+    return root / "model.keras", loaded, paths
 
 
 def test_untrained_model_is_rejected(tmp_path):
@@ -429,7 +572,9 @@ def test_non_empty_directory_needs_overwrite(trained, tmp_path):
     "kwargs, message",
     [
         (dict(format="onnx"), "Unknown format"),
-        (dict(quantize="int8"), "Unknown quantize"),
+        (dict(quantize="int4"), "Unknown quantize"),
+        (dict(quantize=("float16", "int8")), "pass representative_data"),
+        (dict(score_k=0), "score_k must be a positive integer"),
         (dict(format="saved_model", quantize="dynamic"), "quantize applies to TFLite"),
     ],
 )
@@ -471,20 +616,70 @@ def test_decoders_that_cannot_be_served_fail_clearly(layer, message, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_cli_helpers_export_a_saved_model(trained, tmp_path, capsys):
-    path, model = trained
+def _without_ai_edge_litert(monkeypatch):
+    """Make every ``import ai_edge_litert...`` fail, as after ``pip install keras-vae`` alone."""
+    for module in ("ai_edge_litert", "ai_edge_litert.interpreter", "ai_edge_litert.schema_py_generated"):
+        monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(ImportError):
+        import ai_edge_litert.interpreter  # noqa: F401
+
+
+def test_cli_exports_both_formats_without_ai_edge_litert(trained, tmp_path, capsys, monkeypatch):
+    path, model, _ = trained
     from keras_vae import cli
 
+    with_litert = {}
+    for file in TFLITE:
+        with_litert[file] = tflite.tflite_ops(pathlib.Path(trained[2][file]).read_bytes())
+    _without_ai_edge_litert(monkeypatch)
     out = tmp_path / "exported"
-    assert cli.main(["export", str(path), "--out", str(out)]) == 0
+    assert cli.main(["export", str(path), "--out", str(out), "--format", "both", "--score-k", str(K)]) == 0
     printed = capsys.readouterr().out
-    for name in ("saved_model", "decoder.tflite", "encoder.tflite", "metadata.json"):
+    for name in ("saved_model", *(f"{f}.tflite" for f in TFLITE), "metadata.json"):
         assert f"wrote {out / name}" in printed, name
     metadata = json.loads((out / "metadata.json").read_text())
-    assert metadata["training_steps"] == 3 and metadata["model_class"] == "VAE"
+    assert metadata["training_steps"] == 3 and metadata["model_class"] == "VAE" and metadata["score_k"] == K
+    # The op lists come from TensorFlow's copy of the schema and agree with ai-edge-litert's.
+    for file, ops in with_litert.items():
+        assert metadata["tflite"][f"{file}.tflite"]["ops"] == ops
+    # tf.lite's interpreter runs the files.
     z = np.zeros((3, 2), "float32")
-    decoded = _run(str(out / "decoder.tflite"), "decode", z=z)
+    runner = tflite.interpreter(out / "decoder.tflite")
+    assert type(runner).__module__.startswith("tensorflow")
+    decoded = runner.get_signature_runner("decode")(z=z)
     np.testing.assert_allclose(decoded["probs"], _numpy(model.decode(z))["probs"], atol=FLOAT_ATOL)
+
+
+def test_float16_and_int8_quantization_measured(trained, digits):
+    """float16 weights: ~1e-3 relative; full-integer int8: coarser, still ordering examples by score."""
+    _, model, paths = trained
+    saved_model = paths["saved_model"]
+    module = export.ServingModule(model, score_k=K)
+    calibration = tflite.calibration_data(module, model, digits[0][:64])
+    x = digits[1][:32]
+    noise = seeded_noise(
+        json.loads(pathlib.Path(paths["metadata"]).read_text())["signatures"]["score_from_noise"]["inputs"],
+        K * len(x),
+        SCORE_SEED,
+    )
+    expected = _numpy(scoring.scores(model, x, K, SCORE_SEED))
+    z = _numpy(model.encode(x))["loc"]
+    probs = _numpy(model.decode(z))["probs"]
+    errors = {}
+    for quantization in ("float16", "int8"):
+        for signature in ("decode", "score_from_noise"):
+            content = tflite.convert(saved_model, signature, quantization, calibration[signature])
+            assert set(tflite.tflite_ops(content)) <= tflite.builtin_names()
+            run = Interpreter(model_content=content).get_signature_runner(signature)
+            if signature == "decode":
+                errors[quantization, signature] = np.abs(run(z=z)["probs"] - probs).max()
+            else:
+                got = run(x=x, **noise)["log_px"]
+                errors[quantization, signature] = np.abs(got - expected["log_px"]).max()
+                # Scores still rank the examples as Keras does.
+                assert np.corrcoef(got, expected["log_px"])[0, 1] > (0.999 if quantization == "float16" else 0.9)
+    assert errors["float16", "decode"] < 1e-2 and errors["float16", "score_from_noise"] < 0.5, errors
+    assert errors["int8", "decode"] < 0.1, errors
 
 
 def _example(name):
