@@ -122,7 +122,7 @@ def threshold(typical_scores, quantile=0.01):
     Example:
 
     ```python
-    threshold(np.array([-90.0, -80.0, -85.0, -100.0]), quantile=0.25)   # -91.25
+    threshold(np.array([-90.0, -80.0, -85.0, -100.0]), quantile=0.25)   # -92.5
     ```
     """
     values = np.asarray(typical_scores, np.float64).reshape(-1)
