@@ -26,13 +26,14 @@ from keras_vae.cli import export
 from keras_vae.cli import options
 from keras_vae.cli import plot
 from keras_vae.cli import sample
+from keras_vae.cli import score
 from keras_vae.cli import train
 from keras_vae.cli.train import build_model
 
 __all__ = ["COMMANDS", "build_model", "main", "make_parser"]
 
 #: Subcommand name -> its module.
-COMMANDS = {"train": train, "evaluate": evaluate, "export": export, "sample": sample, "plot": plot}
+COMMANDS = {"train": train, "evaluate": evaluate, "export": export, "sample": sample, "score": score, "plot": plot}
 
 # Exit status 2: the input (options, files, data) is at fault; the message says what to change.
 _BAD_INPUT = (ValueError, FileNotFoundError, RuntimeError, FloatingPointError)
