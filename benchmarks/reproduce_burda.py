@@ -352,7 +352,8 @@ def plot_curve(curve_path, png_path, rows):
         if done:
             color = line[0].get_color()
             r = done[-1]
-            ax.plot(r["train_seconds"] / 60, r["test_log_px"], "o", color=color, label=f"{name} log p(x), k={r['k_eval']}")
+            label = f"{name} log p(x), k={r['k_eval']}"
+            ax.plot(r["train_seconds"] / 60, r["test_log_px"], "o", color=color, label=label)
             ax.axhline(r["paper_log_px"], color=color, ls=":", lw=1, label=f"{name} paper log p(x)")
     ax.set_xlabel("training time (minutes, this machine)")
     ax.set_ylabel("nats per test image")

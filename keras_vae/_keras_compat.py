@@ -75,6 +75,17 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         """Whether this process writes (and deletes) the backup."""
         return True
 
+    def extra_metadata(self):
+        """JSON-serialisable dict saved with each checkpoint's epoch and batch (none by default)."""
+        return {}
+
+    def saved_metadata(self):
+        """The metadata of the checkpoint in ``backup_dir`` (a dict), or None without one."""
+        if not os.path.exists(self._training_metadata_path):
+            return None
+        with open(self._training_metadata_path) as f:
+            return json.load(f)
+
     def _save_model(self):
         if not self.should_write():
             return
@@ -91,7 +102,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         self.model.save_weights(filepath=tmp_weights, overwrite=True)
         tmp_meta = self._training_metadata_path + ".tmp"
         with open(tmp_meta, "w") as f:
-            json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen}, f)
+            json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen, **self.extra_metadata()}, f)
             f.flush()
             os.fsync(f.fileno())
         # Both files are complete before either replaces the last checkpoint.

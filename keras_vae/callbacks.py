@@ -1,6 +1,7 @@
 """Callbacks used by keras-vae training."""
 
 import math
+import time
 import warnings
 
 import keras
@@ -98,3 +99,41 @@ class CollapseMonitor(keras.callbacks.Callback):
                 LayerCollapseWarning,
                 stacklevel=2,
             )
+
+
+class EpochLogger(keras.callbacks.Callback):
+    """One plain line per epoch, for logs written to files (no progress bar, no terminal codes).
+
+    Use with ``fit(..., verbose=0)``. Each line gives the epoch, every metric
+    of the epoch's logs (validation ones included) and the epoch's seconds::
+
+        epoch 3/200: elbo -29.787, kl 2.405, val_elbo -29.614 (0.2 s)
+
+    Args:
+        epochs: total epochs of the run (shown as the denominator).
+        metrics: names to show, in order; None shows every logged metric except ``loss``.
+        print_fn: where the lines go (default ``print`` with flush).
+
+    Example:
+
+    ```python
+    model.fit(x, epochs=10, verbose=0, callbacks=[EpochLogger(10)])
+    ```
+    """
+
+    def __init__(self, epochs, metrics=None, print_fn=None):
+        super().__init__()
+        self.epochs = int(epochs)
+        self.metrics = None if metrics is None else list(metrics)
+        self.print_fn = print_fn or (lambda line: print(line, flush=True))
+        self._start = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        names = self.metrics if self.metrics is not None else [k for k in logs if k not in ("loss", "val_loss")]
+        parts = [f"{name} {float(logs[name]):.3f}" for name in names if name in logs]
+        seconds = time.perf_counter() - self._start if self._start is not None else float("nan")
+        self.print_fn(f"epoch {epoch + 1}/{self.epochs}: {', '.join(parts)} ({seconds:.1f} s)")

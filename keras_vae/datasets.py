@@ -10,6 +10,8 @@ dynamically (a fresh Bernoulli draw every epoch, as in Burda et al., 2015).
 
 import functools
 import os
+import socket
+import zipfile
 
 import numpy as np
 import tensorflow as tf
@@ -18,10 +20,13 @@ DATASETS = ("digits", "mnist", "fashion_mnist")
 SPLITS = ("train", "test")
 BINARIZATIONS = ("none", "static", "dynamic")
 
+#: ``pixel_scale`` values: ``"auto"`` (uint8 0..255, or floats already in [0, 1]), or the value of a white pixel.
+PIXEL_SCALES = ("auto", 255, 1)
+
 _IMAGE_SHAPES = {"digits": (8, 8), "mnist": (28, 28), "fashion_mnist": (28, 28)}
 _NPZ_LAYOUT = (
     "a .npz in the Keras mnist.npz layout: x_train [N, 28, 28] and x_test [M, 28, 28] "
-    "with pixel values 0..255 (uint8), y_train [N] and y_test [M] integer labels"
+    "with pixel values 0..255 (uint8) or floats in [0, 1], y_train [N] and y_test [M] integer labels"
 )
 #: Seed of the static binarisation of every evaluation (test) set: the
 #: command line, the evaluation helpers, the benchmarks and the notebooks all
@@ -62,7 +67,7 @@ def image_shape(name):
     return _IMAGE_SHAPES[name]
 
 
-def load_arrays(name, split="train", path=None, data_dir=None):
+def load_arrays(name, split="train", path=None, data_dir=None, pixel_scale="auto"):
     """Loads one split of a dataset as flat numpy arrays.
 
     Results are cached in-process per (name, split, file or data_dir); a local
@@ -78,6 +83,12 @@ def load_arrays(name, split="train", path=None, data_dir=None):
             ``KERAS_VAE_MNIST_PATH`` / ``KERAS_VAE_FASHION_MNIST_PATH``, and
             without either, tensorflow-datasets is used.
         data_dir: tensorflow-datasets data directory (when no file is used).
+        pixel_scale: how a local file's pixel values map to [0, 1]: 255
+            (0..255 intensities, divided by 255), 1 (already in [0, 1]), or
+            ``"auto"``: integer images with values above 1 are 0..255, float
+            images within [0, 1] are already scaled, and anything else (for
+            example float images with values above 1, or integer images of
+            only 0 and 1) is refused as ambiguous.
 
     Returns:
         ``(x, y)``: ``x`` float32 ``[N, D]`` pixel intensities in [0, 1]
@@ -91,6 +102,8 @@ def load_arrays(name, split="train", path=None, data_dir=None):
     """
     _check_name(name)
     _check_split(split)
+    if pixel_scale not in PIXEL_SCALES:
+        raise ValueError(f"pixel_scale must be one of {PIXEL_SCALES}, got {pixel_scale!r}.")
     if name == "digits":
         if path is not None or data_dir is not None:
             raise ValueError("The digits dataset is bundled with scikit-learn; it takes no path or data_dir.")
@@ -101,7 +114,7 @@ def load_arrays(name, split="train", path=None, data_dir=None):
             x, y = _cached_arrays(name, split, None, None, data_dir)
         else:
             stat = os.stat(path)
-            x, y = _cached_arrays(name, split, path, (stat.st_mtime_ns, stat.st_size), None)
+            x, y = _cached_arrays(name, split, path, (stat.st_mtime_ns, stat.st_size), None, pixel_scale)
     return x.view(), y.view()
 
 
@@ -120,12 +133,12 @@ def _resolve_path(name, path):
 
 
 @functools.lru_cache(maxsize=8)
-def _cached_arrays(name, split, path, file_stamp, data_dir):
+def _cached_arrays(name, split, path, file_stamp, data_dir, pixel_scale="auto"):
     """Loads and freezes ``(x, y)``; ``file_stamp`` only keys the cache."""
     if name == "digits":
         x, y = _digits(split)
     elif path is not None:
-        x, y = _read_npz(name, split, path)
+        x, y = _read_npz(name, split, path, pixel_scale)
     else:
         x, y = _tfds(name, split, data_dir)
     x.flags.writeable = False
@@ -146,38 +159,93 @@ def _digits(split):
     return (x_train, y_train) if split == "train" else (x_test, y_test)
 
 
-def _read_npz(name, split, path):
+def _read_npz(name, split, path, pixel_scale="auto"):
     keys = (f"x_{split}", f"y_{split}")
-    with np.load(path, allow_pickle=False) as data:
-        missing = [k for k in keys if k not in data.files]
-        if missing:
-            raise ValueError(
-                f"{path} lacks key(s) {', '.join(missing)} (has {', '.join(data.files) or 'none'}); "
-                f"expected {_NPZ_LAYOUT}."
-            )
-        x, y = data[keys[0]], data[keys[1]]
-    return _to_flat(name, x, y, source=path)
+    if not zipfile.is_zipfile(path):
+        what = "empty" if os.path.getsize(path) == 0 else "not a .npz (zip) archive"
+        raise ValueError(f"{path} is {what}; expected {_NPZ_LAYOUT}.")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [k for k in keys if k not in data.files]
+            if missing:
+                raise ValueError(
+                    f"{path} lacks key(s) {', '.join(missing)} (has {', '.join(data.files) or 'none'}); "
+                    f"expected {_NPZ_LAYOUT}."
+                )
+            x, y = data[keys[0]], data[keys[1]]
+    except (EOFError, OSError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{path} could not be read as a .npz archive ({err}); expected {_NPZ_LAYOUT}.") from None
+    except ValueError as err:
+        if "lacks key" in str(err):
+            raise
+        raise ValueError(f"{path}: {err}; expected {_NPZ_LAYOUT} (no pickled objects).") from None
+    return _to_flat(name, x, y, source=path, pixel_scale=pixel_scale)
+
+
+def _reachable(host="storage.googleapis.com", port=443, timeout=3.0):
+    """Whether a TCP connection to tensorflow-datasets' download host opens within ``timeout`` seconds."""
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
 
 
 def _tfds(name, split, data_dir):
     env_var = LOCAL_PATH_VARIABLES[name]
+    offline_hint = (
+        f"pass a local file with path=... (--data-path on the command line) or set the environment variable "
+        f"{env_var}; the file must be {_NPZ_LAYOUT}."
+    )
     try:
         import tensorflow_datasets as tfds
 
+        prepared = tfds.builder(name, data_dir=data_dir).is_prepared()
+    except Exception:  # noqa: BLE001  (tfds raises many kinds; the load below reports them)
+        prepared = False
+    if not prepared and not _reachable():
+        # tensorflow-datasets would retry its download for minutes.
+        raise RuntimeError(
+            f"{name!r} is not in the tensorflow-datasets data directory and its download host cannot be "
+            f"reached (offline?). Download it once online, or {offline_hint}"
+        )
+    try:
         x, y = tfds.as_numpy(
             tfds.load(name, split=split, data_dir=data_dir, batch_size=-1, as_supervised=True)
         )
     except Exception as exc:
         raise RuntimeError(
             f"Could not download or prepare {name!r} with tensorflow-datasets ({type(exc).__name__}: {exc}). "
-            f"Offline, pass a local file with path=... (--data-path on the command line) or set the "
-            f"environment variable {env_var}; the file must be {_NPZ_LAYOUT}."
+            f"Offline, {offline_hint}"
         ) from exc
-    return _to_flat(name, x, y, source=f"tensorflow-datasets {name}/{split}")
+    return _to_flat(name, x, y, source=f"tensorflow-datasets {name}/{split}", pixel_scale=255)
 
 
-def _to_flat(name, x, y, source):
-    """Checks raw 0..255 images and labels; returns float32 [N, D] in [0, 1] and int32 [N]."""
+def _pixel_scale(x, source, pixel_scale):
+    """The value of a white pixel in ``x`` (255 or 1), checked; see ``load_arrays``."""
+    if x.size and not np.isfinite(x).all():
+        raise ValueError(f"{source}: pixel values must be finite.")
+    low, high = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
+    choose = "pass pixel_scale=255 (--pixel-scale 255) for 0..255 intensities or 1 for values already in [0, 1]"
+    if pixel_scale == "auto":
+        integer = np.issubdtype(x.dtype, np.integer)
+        if integer and high > 1:
+            pixel_scale = 255
+        elif not integer and high <= 1:
+            pixel_scale = 1
+        else:
+            kind = "integer" if integer else f"{x.dtype} (float)"
+            raise ValueError(
+                f"{source}: {kind} pixel values in [{low:g}, {high:g}] are ambiguous (uint8 0..255 or floats in "
+                f"[0, 1] are read without asking); {choose}."
+            )
+    if low < 0 or high > pixel_scale:
+        raise ValueError(f"{source}: pixel values in [{low:g}, {high:g}] exceed [0, {pixel_scale}]; {choose}.")
+    return pixel_scale
+
+
+def _to_flat(name, x, y, source, pixel_scale="auto"):
+    """Checks images and labels; returns float32 [N, D] in [0, 1] and int32 [N]."""
     x, y = np.asarray(x), np.asarray(y)
     dim = int(np.prod(_IMAGE_SHAPES[name]))
     if x.ndim < 2 or int(np.prod(x.shape[1:])) != dim:
@@ -186,10 +254,9 @@ def _to_flat(name, x, y, source):
         raise ValueError(f"{source}: labels have shape {y.shape}; expected ({x.shape[0]},).")
     if not (np.issubdtype(x.dtype, np.number) and np.issubdtype(y.dtype, np.integer)):
         raise ValueError(f"{source}: need numeric images and integer labels, got {x.dtype} and {y.dtype}.")
+    scale = _pixel_scale(x, source, pixel_scale)
     x = x.reshape(x.shape[0], dim).astype(np.float32)
-    if x.size and not (np.isfinite(x).all() and x.min() >= 0.0 and x.max() <= 255.0):
-        raise ValueError(f"{source}: pixel values must be finite and in [0, 255].")
-    return x / np.float32(255.0), y.astype(np.int32)
+    return x / np.float32(scale), y.astype(np.int32)
 
 
 def binarize(x, method="static", seed=0):
@@ -282,6 +349,7 @@ def load(
     data_dir=None,
     drop_remainder=False,
     limit=None,
+    pixel_scale="auto",
 ):
     """A ``tf.data`` pipeline of flat image batches (no labels).
 
@@ -300,6 +368,7 @@ def load(
         data_dir: tensorflow-datasets data directory, see :func:`load_arrays`.
         drop_remainder: drop a last batch smaller than ``batch_size``.
         limit: keep only the first ``limit`` examples of the split.
+        pixel_scale: see :func:`load_arrays`.
 
     Returns:
         ``tf.data.Dataset`` of float32 ``[batch, D]`` tensors.
@@ -318,7 +387,7 @@ def load(
     if limit is not None and (int(limit) != limit or limit < 0):
         raise ValueError(f"limit must be a non-negative integer or None, got {limit!r}.")
     batch_size = int(batch_size)
-    x, _ = load_arrays(name, split, path=path, data_dir=data_dir)
+    x, _ = load_arrays(name, split, path=path, data_dir=data_dir, pixel_scale=pixel_scale)
     if limit is not None:
         x = x[: int(limit)]
     if len(x) == 0 or (drop_remainder and len(x) < batch_size):

@@ -23,6 +23,7 @@ import os
 import shutil
 import socket
 import tempfile
+import time
 
 from keras_vae import _keras_compat
 
@@ -165,6 +166,12 @@ class BackupAndRestore(_keras_compat.AtomicBackupAndRestore):
       files, then moved into place (``os.replace``): a process killed in the
       middle of a save leaves the previous complete checkpoint, never a
       truncated one;
+    - the checkpoint also holds the per-epoch logs and the training seconds
+      of every epoch so far, so after a resume :attr:`history` and
+      :attr:`train_seconds` describe the whole run, not only its last part;
+      :attr:`resumed_epoch` says where the run continued;
+    - a checkpoint that does not fit the model (written by a run with other
+      settings) raises a ``ValueError`` that names the backup directory;
     - in a multi-worker job (``TF_CONFIG``) only the chief writes and deletes
       the backup; every worker restores from it, so ``backup_dir`` must be on
       storage that every worker reads (a shared filesystem across machines).
@@ -173,12 +180,62 @@ class BackupAndRestore(_keras_compat.AtomicBackupAndRestore):
     completed epoch (``save_freq="epoch"``) with the saved weights and
     optimiser state.
 
+    Args:
+        backup_dir: directory of the checkpoint.
+        on_resume: optional function called with the number of epochs
+            restored when a run resumes.
+        **kwargs: the other arguments of ``keras.callbacks.BackupAndRestore``.
+
+    Attributes:
+        history: dict, metric name -> list of per-epoch values of the whole run.
+        train_seconds: seconds spent in the epochs of the whole run.
+        resumed_epoch: epochs restored from the checkpoint (0 for a fresh run).
+
     Example:
-        >>> model.fit(data, epochs=50, callbacks=[BackupAndRestore("run/backup")])
+        >>> backup = BackupAndRestore("run/backup")
+        >>> model.fit(data, epochs=50, callbacks=[backup])
+        >>> len(backup.history["loss"])  # 50, even if the run was resumed
     """
+
+    def __init__(self, backup_dir, on_resume=None, **kwargs):
+        super().__init__(backup_dir, **kwargs)
+        self.on_resume = on_resume
+        self.history = {}
+        self.train_seconds = 0.0
+        self.resumed_epoch = 0
+        self._epoch_start = None
 
     def should_write(self):
         return is_chief()
+
+    def extra_metadata(self):
+        return {"history": self.history, "train_seconds": self.train_seconds}
+
+    def on_train_begin(self, logs=None):
+        try:
+            super().on_train_begin(logs)
+        except (ValueError, KeyError, TypeError) as err:
+            raise ValueError(
+                f"The checkpoint in {self.backup_dir} does not fit this model: it was written by a run "
+                f"with other settings ({err}). Resume with that run's settings, or delete "
+                f"{self.backup_dir} to start afresh."
+            ) from err
+        saved = self.saved_metadata() or {}
+        self.resumed_epoch = int(saved.get("epoch", 0))
+        self.history = {k: [float(v) for v in vs][: self.resumed_epoch] for k, vs in saved.get("history", {}).items()}
+        self.train_seconds = float(saved.get("train_seconds", 0.0))
+        if self.resumed_epoch and self.on_resume is not None:
+            self.on_resume(self.resumed_epoch)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._epoch_start is not None:
+            self.train_seconds += time.perf_counter() - self._epoch_start
+        for name, value in (logs or {}).items():
+            self.history.setdefault(name, []).append(float(value))
+        super().on_epoch_end(epoch, logs)
 
     def on_train_end(self, logs=None):
         if is_chief():

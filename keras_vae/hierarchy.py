@@ -18,6 +18,7 @@ import tensorflow_probability as tfp
 from keras import ops
 
 from keras_vae import objectives
+from keras_vae._validation import whole
 
 tfd = tfp.distributions
 
@@ -215,9 +216,10 @@ class StochasticHierarchy:
             dict with ``"z"`` (top layer, ``[n, latent_dim]``), ``"x"`` (a draw)
             and ``"x_mean"`` (the mean of ``p(x | h_1)``), ``[n, D]``.
         """
+        n = whole("n", n, 0)
         if seed is not None:
             seed = keras.random.SeedGenerator(seed)
-        samples, x, obs = self.dream(int(n), seed=seed)
+        samples, x, obs = self.dream(n, seed=seed)
         return {"z": samples[-1], "x": x, "x_mean": self.observation.mean(obs)}
 
     def call(self, x):

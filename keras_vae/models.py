@@ -19,6 +19,7 @@ from keras_vae import _keras_compat
 from keras_vae import heads
 from keras_vae import networks
 from keras_vae import objectives
+from keras_vae._validation import whole
 from keras_vae.hierarchy import StochasticHierarchy
 from keras_vae.training import DEFAULT_STEPS_PER_EXECUTION  # noqa: F401  (public, re-exported)
 from keras_vae.training import Trainer
@@ -138,30 +139,31 @@ class HelmholtzMachine(StochasticHierarchy, Trainer, keras.Model):
     ):
         super().__init__(**kwargs)
         # === Config ===
-        self.input_dim = int(input_dim)
-        self.latent_dims = [int(d) for d in latent_dims]
+        self.input_dim = whole("input_dim", input_dim, 1)
+        if isinstance(latent_dims, (str, bytes)) or not hasattr(latent_dims, "__len__") or not len(latent_dims):
+            raise ValueError(f"latent_dims must be a non-empty list of layer sizes, got {latent_dims!r}.")
+        self.latent_dims = [whole("every latent size", d, 1) for d in latent_dims]
         m = len(self.latent_dims)
-        if m < 1 or min(self.latent_dims) < 1 or self.input_dim < 1:
-            raise ValueError(
-                "input_dim and every latent size must be positive and there must be "
-                f"at least one stochastic layer; got input_dim={input_dim}, latent_dims={latent_dims}."
-            )
         hidden_dims = list(hidden_dims)
         if not hidden_dims or not isinstance(hidden_dims[0], (list, tuple)):
             hidden_dims = [hidden_dims] * m  # One set of widths for every layer.
-        self.hidden_dims = [list(h) for h in _per_layer(list(hidden_dims), m, "hidden_dims")]
+        self.hidden_dims = [
+            [whole("every hidden width", w, 1) for w in h] for h in _per_layer(list(hidden_dims), m, "hidden_dims")
+        ]
         self.activation = activation
         self.latent = _per_layer(latent, m, "latent")
         self.covariance = covariance
         self.likelihood = _deserialize(likelihood)
         self.training_objective = objectives.get(objective)
         self.objective = self.training_objective.name
-        self.n_samples = int(n_samples)
+        self.n_samples = whole("n_samples", n_samples, 1)
         self.kl = kl
         self.beta = float(beta)
+        if not (np.isfinite(self.beta) and self.beta >= 0):
+            raise ValueError(f"beta must be a finite number >= 0, got {beta!r}.")
         self.kl_warmup_steps = kl_warmup_steps
         self.sleep_q = bool(sleep_q)
-        self.eval_samples = int(eval_samples)
+        self.eval_samples = whole("eval_samples", eval_samples, 0)
         self.seed = seed
         self._check_config()
         self.kl_warmup_steps = int(kl_warmup_steps)
@@ -201,8 +203,8 @@ class HelmholtzMachine(StochasticHierarchy, Trainer, keras.Model):
                 f"but layer {self.latent.index('bernoulli') + 1} is Bernoulli. Train "
                 "binary latent layers with 'wake_sleep' or 'reweighted_wake_sleep'."
             )
-        if self.n_samples < 1:
-            raise ValueError(f"n_samples must be >= 1, got {self.n_samples}.")
+        if self.covariance not in ("diag", "full"):
+            raise ValueError(f"covariance must be 'diag' or 'full', got {self.covariance!r}.")
         if self.kl not in KL_ESTIMATORS:
             raise ValueError(f"kl must be 'analytic' or 'mc', got {self.kl!r}.")
         steps = self.kl_warmup_steps
@@ -268,6 +270,11 @@ class HelmholtzMachine(StochasticHierarchy, Trainer, keras.Model):
             data = first
         elif data is None or not hasattr(data, "shape") and not isinstance(data, (list, tuple)):
             return None  # Generators and PyDatasets are checked by Keras.
+        if isinstance(data, list) and not all(hasattr(item, "shape") for item in data):
+            raise ValueError(
+                f"Got a Python list (of {len(data)} items); pass the examples as one array of shape "
+                f"[batch, {self.input_dim}], e.g. np.asarray(rows, dtype='float32'), or a tf.data.Dataset."
+            )
         x = features(data)
         x = np.asarray(keras.ops.convert_to_numpy(x) if not isinstance(x, np.ndarray) else x)
         if x.size == 0:

@@ -61,6 +61,19 @@ def _multi_worker():
     return _keras_compat.in_multi_worker_mode(strategy)
 
 
+def _steps_per_epoch(x, fit_kwargs):
+    """Batches in one epoch of ``fit(x, **fit_kwargs)``, or None if unknown."""
+    if fit_kwargs.get("steps_per_epoch"):
+        return int(fit_kwargs["steps_per_epoch"])
+    if isinstance(x, tf.data.Dataset):
+        n = int(x.cardinality())
+        return n if n > 0 else None
+    if hasattr(x, "shape") and len(x.shape):
+        batch_size = fit_kwargs.get("batch_size") or 32
+        return -(-int(x.shape[0]) // int(batch_size))
+    return None
+
+
 class Trainer:
     """``train_step``, ``test_step``, the fused loop and compile/fit defaults."""
 
@@ -321,7 +334,17 @@ class Trainer:
         if isinstance(x, tf.data.Dataset):
             # A dataset shuffles itself; Keras would warn that shuffle is ignored.
             kwargs.setdefault("shuffle", False)
-        return super().fit(x, y, validation_data=validation_data, callbacks=callbacks, **kwargs)
+        per_execution = int(self.steps_per_execution or 1)
+        steps = _steps_per_epoch(x, kwargs)
+        if steps is None or steps >= per_execution:
+            return super().fit(x, y, validation_data=validation_data, callbacks=callbacks, **kwargs)
+        # An epoch shorter than one execution: run it in one execution of
+        # exactly its steps (else Keras's progress bar counts past the epoch).
+        self.steps_per_execution, self.train_function = steps, None
+        try:
+            return super().fit(x, y, validation_data=validation_data, callbacks=callbacks, **kwargs)
+        finally:
+            self.steps_per_execution, self.train_function = per_execution, None
 
     def evaluate(self, x=None, y=None, **kwargs):
         """``keras.Model.evaluate`` after checking the data (see ``fit``)."""

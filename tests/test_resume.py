@@ -65,9 +65,9 @@ def _wait_for_epoch(out, epoch, procs, timeout=240):
 
 
 def _epochs_and_losses(text):
-    """``[(epoch, loss)]`` from ``--verbose 2`` output."""
-    epochs = [int(e) for e in re.findall(rf"^Epoch (\d+)/{EPOCHS}$", text, re.M)]
-    losses = [float(v) for v in re.findall(r" - loss: ([-\d.e+]+)", text)]
+    """``[(epoch, loss)]`` from ``--verbose 2`` output (one line per epoch; loss = -ELBO)."""
+    epochs = [int(e) for e in re.findall(rf"^epoch (\d+)/{EPOCHS}:", text, re.M)]
+    losses = [-float(v) for v in re.findall(rf"^epoch \d+/{EPOCHS}: elbo ([-\d.e+]+)", text, re.M)]
     return list(zip(epochs, losses))
 
 
@@ -78,8 +78,10 @@ def _check_finished(out, resumed_from):
     metrics = json.loads((out / "metrics.json").read_text())
     assert np.isfinite(metrics["test"]["elbo"])
     history = json.loads((out / "history.json").read_text())
-    assert len(history["loss"]) == EPOCHS - resumed_from  # This run's epochs only.
+    assert len(history["loss"]) == EPOCHS  # The whole run's epochs, before and after the kill.
+    assert metrics["resumed_from_epoch"] == resumed_from
     assert not (out / "backup").exists()  # Removed once training completes.
+    assert not (out / ".lock").exists()
 
 
 def test_sigkilled_training_resumes_from_the_last_completed_epoch(tmp_path):
@@ -97,6 +99,7 @@ def test_sigkilled_training_resumes_from_the_last_completed_epoch(tmp_path):
     result = subprocess.run(_train_command(out), env=_env(), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     second = _epochs_and_losses(result.stdout + result.stderr)
+    assert f"resumed after epoch {killed_at} of {EPOCHS}" in result.stdout
     # Resumed after the last backed-up epoch, ran exactly the remaining ones...
     assert [e for e, _ in second] == list(range(killed_at + 1, EPOCHS + 1)), second
     # ...from the trained weights, not from scratch.

@@ -8,7 +8,11 @@ Every subcommand is a module of this package with ``HELP``,
 Errors end with one ``error: ...`` line on stderr and exit status 2 for bad
 input (a missing or foreign model file, a bad option value, a diverging
 run) or 1 for a fault of the environment (a missing optional package, an
-unwritable path); ``argparse`` usage errors also exit with 2.
+unwritable path, an unexpected failure); ``argparse`` usage errors also exit
+with 2. Ctrl-C ends with one line (and, for ``train``, how to resume), exit
+status 130. ``--debug`` shows TensorFlow's log and the traceback instead;
+``--quiet`` prints nothing but errors. Parsing and ``--help`` do not import
+TensorFlow.
 
 Example:
 
@@ -20,9 +24,11 @@ keras-vae evaluate runs/vae/model.keras --k 1000
 
 import argparse
 import sys
+import traceback
 
 from keras_vae.cli import evaluate
 from keras_vae.cli import export
+from keras_vae.cli import logs
 from keras_vae.cli import options
 from keras_vae.cli import plot
 from keras_vae.cli import sample
@@ -66,6 +72,7 @@ def make_parser():
             name, help=module.HELP, description=module.__doc__, formatter_class=options.HelpFormatter
         )
         module.add_arguments(p)
+        options.add_common_arguments(p)
         p.set_defaults(func=module.run)
     return parser
 
@@ -78,14 +85,30 @@ def main(argv=None):
 
     Returns:
         Exit status: 0 on success, 2 for bad input, 1 for a fault of the
-        environment (``argparse`` exits with 2 itself on usage errors).
+        environment or an unexpected error, 130 when interrupted
+        (``argparse`` exits with 2 itself on usage errors).
     """
     args = make_parser().parse_args(argv)
+    logs.configure(debug=args.debug)
     try:
         return args.func(args)
+    except KeyboardInterrupt:
+        hint = getattr(args, "interrupt_hint", None)
+        _error(args, "interrupted" + (f"; {hint}" if hint else ""))
+        return 130
     except _BAD_INPUT as err:
-        print(f"error: {err}", file=sys.stderr)
+        _error(args, str(err) or type(err).__name__)
         return 2
     except _FAULT as err:
-        print(f"error: {err or type(err).__name__}", file=sys.stderr)
+        _error(args, str(err) or type(err).__name__)
         return 1
+    except Exception as err:  # noqa: BLE001  (anything else still ends in one line)
+        first = (str(err).strip().splitlines() or [""])[0]
+        _error(args, f"{type(err).__name__}: {first} (run with --debug for the traceback)")
+        return 1
+
+
+def _error(args, message):
+    if args.debug:
+        traceback.print_exc()
+    print(f"error: {message}", file=sys.stderr, flush=True)

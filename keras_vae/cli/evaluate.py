@@ -37,12 +37,20 @@ def add_arguments(parser):
         help="seed of that binarisation; None: keras_vae.datasets.TEST_BINARIZATION_SEED, as keras-vae train uses",
     )
     group = parser.add_argument_group("estimator")
-    group.add_argument("--k", type=int, default=5000, help="importance samples of log p(x) per example")
-    group.add_argument("--chunk-size", type=int, default=None, help="importance samples per chunk (memory)")
-    group.add_argument("--threshold", type=float, default=0.01, help="active-unit threshold on Cov_x(E_q[u])")
+    group.add_argument(
+        "--k", type=options.positive_int, default=5000, help="importance samples of log p(x) per example"
+    )
+    group.add_argument(
+        "--chunk-size", type=options.positive_int, default=None, help="importance samples per chunk (memory)"
+    )
+    group.add_argument(
+        "--threshold", type=options.non_negative_float, default=0.01, help="active-unit threshold on Cov_x(E_q[u])"
+    )
     group.add_argument("--seed", type=int, default=0, help="seed of all the noise")
     parser.add_argument("--out", default=None, help="also write the metrics to this JSON file")
-    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1), help="progress bar of log p(x)")
+    parser.add_argument(
+        "--verbose", type=int, default=None, choices=(0, 1), help="progress bar of log p(x); default 1 on a terminal"
+    )
     return parser
 
 
@@ -83,9 +91,12 @@ def run(args):
     Returns:
         0.
     """
+    say = options.printer(args)
+    if args.out:
+        options.check_output_file(args.out)
+    model = loading.load_model(args.model)
     from keras_vae import evaluation
 
-    model = loading.load_model(args.model)
     x = load_data(args)
     metrics = evaluation.evaluate_model(
         model,
@@ -95,11 +106,11 @@ def run(args):
         batch_size=args.batch_size,
         chunk_size=args.chunk_size,
         threshold=args.threshold,
-        verbose=args.verbose,
+        verbose=options.progress_bar(args),
     )
     metrics.update(model=str(args.model), dataset=args.dataset, split=args.split, binarization=args.binarization)
     units = " + ".join(str(c) for c in metrics["active_units"])
-    print(
+    say(
         f"{args.dataset}/{args.split} ({metrics['n_examples']} examples): "
         f"log p(x) {metrics['log_px']:.3f} ± {metrics['log_px_stderr']:.3f} (k={metrics['k']}), "
         f"ELBO {metrics['elbo']:.3f}, active units {units} of "
@@ -107,7 +118,6 @@ def run(args):
     )
     if args.out:
         out = pathlib.Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(metrics, indent=2) + "\n")
-        print(f"wrote {out}")
+        say(f"wrote {out}")
     return 0

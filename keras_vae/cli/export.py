@@ -29,22 +29,22 @@ def add_arguments(parser):
     Returns:
         ``parser``.
     """
-    from keras_vae import export
-    from keras_vae import scoring
-
     parser.add_argument("model", help="a trained model saved as .keras")
     parser.add_argument("--out", required=True, help="output directory (must be empty unless --overwrite)")
-    parser.add_argument("--format", default="both", choices=export.FORMATS, help="what to write")
+    parser.add_argument("--format", default="both", choices=options.EXPORT_FORMATS, help="what to write")
     parser.add_argument(
         "--quantize",
         default=None,
         nargs="+",
-        choices=export.QUANTIZATIONS,
+        choices=options.QUANTIZATIONS,
         help="also write quantised .tflite files: dynamic-range (int8 weights), float16 weights, "
         "or full-integer int8 (needs --dataset for calibration)",
     )
     parser.add_argument(
-        "--score-k", type=int, default=scoring.DEFAULT_K, help="posterior samples per example of the score signatures"
+        "--score-k",
+        type=options.positive_int,
+        default=options.SCORE_K,
+        help="posterior samples per example of the score signatures",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace a previous export in --out")
     parser.add_argument(
@@ -85,10 +85,11 @@ def run(args):
     Returns:
         0.
     """
+    model = loading.load_model(args.model)
     from keras_vae import export
 
     written = export.export_model(
-        loading.load_model(args.model),
+        model,
         args.out,
         format=args.format,
         quantize=args.quantize,
@@ -98,6 +99,7 @@ def run(args):
         score_k=args.score_k,
         representative_data=calibration_data(args),
     )
+    say = options.printer(args)
     for path in written.values():
-        print(f"  wrote {path}")
+        say(f"  wrote {path}")
     return 0

@@ -3,6 +3,8 @@
 import pathlib
 import zipfile
 
+from keras_vae.cli import logs
+
 
 def load_model(path):
     """Load a keras-vae model saved as ``.keras``, or say clearly why not.
@@ -26,10 +28,6 @@ def load_model(path):
     model = load_model("runs/vae/model.keras")
     ```
     """
-    import keras
-
-    from keras_vae import models  # Also registers the serialisable classes.
-
     path = pathlib.Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no model file at {path}")
@@ -37,6 +35,10 @@ def load_model(path):
         raise ValueError(
             f"{path} is not a .keras file; give the model.keras that keras-vae train (or model.save) wrote."
         )
+    logs.import_tensorflow()
+    import keras
+
+    from keras_vae import models  # Also registers the serialisable classes.
     try:
         model = keras.saving.load_model(path)
     except Exception as err:  # Keras raises TypeError, ValueError, KeyError, ... for a bad archive.

@@ -6,6 +6,10 @@ old names stay accepted as hidden aliases (see :data:`ALIASES`).
 """
 
 import argparse
+import pathlib
+import sys
+
+from keras_vae.cli import runs
 
 #: Old flag -> its new name. The old names still parse but are not listed in ``--help``.
 ALIASES = {"--posterior": "--covariance", "--samples": "--n-samples", "--hidden": "--hidden-dims"}
@@ -28,9 +32,40 @@ def ints(text):
         argparse.ArgumentTypeError: a part is not an integer.
     """
     try:
-        return [int(t) for t in text.split(",") if t.strip()]
+        values = [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 1, got {text!r}")
+    return values
+
+
+def _number(kind, low, inclusive, what):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value != value or (value < low if inclusive else value <= low):  # NaN fails too
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in its messages
+    return parse
+
+
+#: ``argparse`` types: an integer >= 1, an integer >= 0, a float > 0, a float >= 0.
+positive_int = _number(int, 1, True, "an integer >= 1")
+non_negative_int = _number(int, 0, True, "an integer >= 0")
+positive_float = _number(float, 0.0, False, "a number > 0")
+non_negative_float = _number(float, 0.0, True, "a number >= 0")
+
+
+def pixel_scale(text):
+    """An ``argparse`` type: ``"auto"``, ``"255"`` or ``"1"`` (``keras_vae.datasets.PIXEL_SCALES``)."""
+    if text in ("auto", "255", "1"):
+        return text if text == "auto" else int(text)
+    raise argparse.ArgumentTypeError(f"expected auto, 255 or 1, got {text!r}")
 
 
 def image_shape(text):
@@ -42,7 +77,10 @@ def image_shape(text):
     Returns:
         tuple of int, e.g. ``(28, 28)``.
     """
-    return tuple(ints(text))
+    shape = tuple(ints(text))
+    if not shape:
+        raise argparse.ArgumentTypeError("expected an image shape such as 28,28")
+    return shape
 
 
 def add_alias(parser, alias, action):
@@ -102,11 +140,18 @@ def add_data_arguments(
         "or set KERAS_VAE_MNIST_PATH / KERAS_VAE_FASHION_MNIST_PATH",
     )
     group.add_argument("--data-dir", default=None, help="tensorflow-datasets data_dir")
+    group.add_argument(
+        "--pixel-scale",
+        default="auto",
+        type=pixel_scale,
+        help="pixel values of --data-path: 255 (0..255), 1 (already in [0, 1]) or auto (uint8 as 0..255, "
+        "floats within [0, 1] as they are; anything else is refused as ambiguous)",
+    )
     group.add_argument("--binarization", default="none", choices=binarizations, help=binarization_help)
     if limit_help:
-        group.add_argument("--limit", type=int, default=None, help=limit_help)
+        group.add_argument("--limit", type=positive_int, default=None, help=limit_help)
     if batch_size_help:
-        group.add_argument("--batch-size", type=int, default=100, help=batch_size_help)
+        group.add_argument("--batch-size", type=positive_int, default=100, help=batch_size_help)
     return group
 
 
@@ -120,15 +165,25 @@ def data_kwargs(args):
         dict for ``datasets.load`` / ``datasets.load_arrays`` (which reject
         either for the bundled digits).
     """
-    return {"path": args.data_path, "data_dir": args.data_dir}
+    return {"path": args.data_path, "data_dir": args.data_dir, "pixel_scale": getattr(args, "pixel_scale", "auto")}
 
 
-def add_model_arguments(parser, objectives):
+#: Export formats, TFLite quantisations and the default k of the score signatures
+#: (``keras_vae.export.FORMATS``, ``keras_vae.export.QUANTIZATIONS``,
+#: ``keras_vae.scoring.DEFAULT_K``), named here so ``--help`` needs no TensorFlow.
+EXPORT_FORMATS = ("saved_model", "tflite", "both")
+QUANTIZATIONS = ("dynamic", "float16", "int8")
+SCORE_K = 16
+
+#: The built-in objectives (``keras_vae.objectives.OBJECTIVES``, named here so ``--help`` needs no TensorFlow).
+OBJECTIVES = ("elbo", "iwae", "wake_sleep", "reweighted_wake_sleep")
+
+
+def add_model_arguments(parser):
     """Add the options of ``HelmholtzMachine`` / ``VAE``, named after their arguments.
 
     Args:
         parser: an ``argparse`` parser.
-        objectives: the ``--objective`` choices (``keras_vae.objectives.OBJECTIVES``).
 
     Returns:
         The argument group holding them.
@@ -152,25 +207,108 @@ def add_model_arguments(parser, objectives):
         "--covariance", default="diag", choices=("diag", "full"), help="covariance of Gaussian q(h | x)"
     )
     add_alias(group, "--posterior", covariance)
-    group.add_argument("--objective", default="elbo", choices=objectives, help="training objective")
+    group.add_argument(
+        "--objective",
+        default="elbo",
+        help=f"training objective: {', '.join(OBJECTIVES)}, or another name registered in keras_vae.objectives",
+    )
     n_samples = group.add_argument(
-        "--n-samples", type=int, default=1, help="posterior samples per example: L (ELBO) or k (IWAE, RWS)"
+        "--n-samples", type=positive_int, default=1, help="posterior samples per example: L (ELBO) or k (IWAE, RWS)"
     )
     add_alias(group, "--samples", n_samples)
     group.add_argument(
         "--kl", default="analytic", choices=("analytic", "mc"), help="top-layer KL in closed form or Monte Carlo"
     )
-    group.add_argument("--beta", type=float, default=1.0, help="weight of the KL term (elbo objective)")
+    group.add_argument(
+        "--beta", type=non_negative_float, default=1.0, help="weight of the KL term (elbo objective)"
+    )
     group.add_argument(
         "--kl-warmup-steps",
-        type=int,
+        type=non_negative_int,
         default=0,
         help="optimizer steps over which the KL weight rises from 0 to beta (elbo objective)",
     )
     group.add_argument(
         "--eval-samples",
-        type=int,
+        type=non_negative_int,
         default=0,
         help="if > 0, the test metrics also report log_px, importance-sampled with this many samples",
     )
     return group
+
+
+def add_common_arguments(parser):
+    """Add the options every subcommand has: ``--quiet`` and ``--debug``.
+
+    Args:
+        parser: an ``argparse`` parser.
+
+    Returns:
+        ``parser``.
+    """
+    group = parser.add_argument_group("output")
+    group.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    group.add_argument(
+        "--debug", action="store_true", help="show TensorFlow's log and the traceback of an error"
+    )
+    return parser
+
+
+def add_progress_argument(parser):
+    """Add ``--verbose`` to a subcommand with a progress display.
+
+    Args:
+        parser: the subcommand's ``argparse`` parser.
+
+    Returns:
+        The added action.
+    """
+    return parser.add_argument(
+        "--verbose",
+        type=int,
+        default=None,
+        choices=(0, 1, 2),
+        help="progress: 0 none, 1 a progress bar, 2 one line per epoch; default 1 on a terminal, else 2",
+    )
+
+
+def printer(args):
+    """``print`` unless ``--quiet``: the function commands report through."""
+    if getattr(args, "quiet", False):
+        return lambda *a, **k: None
+    return lambda *a, **k: print(*a, **k, flush=True)
+
+
+def fit_verbosity(args):
+    """Keras ``verbose`` for the options: 0 when quiet, else ``--verbose`` or 1 on a terminal, 2 otherwise."""
+    if getattr(args, "quiet", False):
+        return 0
+    if getattr(args, "verbose", None) is not None:
+        return args.verbose
+    return 1 if sys.stdout.isatty() else 2
+
+
+def progress_bar(args):
+    """Whether to show a progress bar: ``--verbose`` if given, else on a terminal only; never with ``--quiet``."""
+    if getattr(args, "quiet", False):
+        return 0
+    if getattr(args, "verbose", None) is not None:
+        return args.verbose
+    return int(sys.stdout.isatty())
+
+
+def check_output_file(path, option="--out"):
+    """Check, before any heavy work, that a file can be written at ``path``.
+
+    Args:
+        path: the file a command will write (its directory is created).
+        option: how messages name it.
+
+    Raises:
+        ValueError: ``path`` is a directory, a parent is a file, or the
+            directory cannot be created or written.
+    """
+    path = pathlib.Path(path)
+    if path.is_dir():
+        raise ValueError(f"{option} {path} is a directory; give a file name such as {path / 'out.png'}.")
+    runs.check_writable(path.parent, option=f"the directory of {option}")

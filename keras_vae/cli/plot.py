@@ -1,6 +1,9 @@
 """``keras-vae plot``: the package's figures for a saved model (or a run's history)."""
 
+import pathlib
+
 from keras_vae.cli import loading
+from keras_vae.cli import logs
 from keras_vae.cli import options
 
 PLOTS = ("samples", "reconstructions", "manifold", "latent", "traversal", "history")
@@ -25,8 +28,10 @@ def add_arguments(parser):
         binarization_help="'static': binarise the test examples once (keras_vae.datasets.binarize_test)",
     )
     parser.add_argument("--image-shape", type=options.image_shape, default=None, help="e.g. 28,28")
-    parser.add_argument("--n", type=int, default=16, help="images for samples/reconstructions")
-    parser.add_argument("--max-points", type=int, default=2000, help="points in the latent scatter")
+    parser.add_argument("--n", type=options.positive_int, default=16, help="images for samples/reconstructions")
+    parser.add_argument(
+        "--max-points", type=options.positive_int, default=2000, help="points in the latent scatter"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the samples")
     parser.add_argument("--out", default="plot.png", help="image file to write")
     return parser
@@ -44,14 +49,23 @@ def run(args):
     Raises:
         ValueError: ``--kind reconstructions`` or ``latent`` without ``--dataset``.
     """
+    say = options.printer(args)
+    options.check_output_file(args.out)
+    if args.kind == "history":
+        if not pathlib.Path(args.model).is_file():
+            raise FileNotFoundError(f"no history file at {args.model}")
+        logs.import_tensorflow()
+        from keras_vae import plotting
+
+        plotting.plot_history(args.model, path=args.out)
+        say(f"wrote {args.out}")
+        return 0
+    if args.kind in ("reconstructions", "latent") and not args.dataset:
+        raise ValueError(f"--kind {args.kind} needs --dataset to draw test examples from.")
+    model = loading.load_model(args.model)
     from keras_vae import datasets
     from keras_vae import plotting
 
-    if args.kind == "history":
-        plotting.plot_history(args.model, path=args.out)
-        print(f"wrote {args.out}")
-        return 0
-    model = loading.load_model(args.model)
     shape = args.image_shape or (datasets.image_shape(args.dataset) if args.dataset else None)
     if args.kind == "samples":
         plotting.plot_samples(model, n=args.n, image_shape=shape, seed=args.seed, path=args.out)
@@ -60,8 +74,6 @@ def run(args):
     elif args.kind == "traversal":
         plotting.plot_traversal(model, image_shape=shape, path=args.out)
     else:
-        if not args.dataset:
-            raise ValueError(f"--kind {args.kind} needs --dataset to draw test examples from.")
         x, y = datasets.load_arrays(args.dataset, "test", **options.data_kwargs(args))
         if args.binarization != "none":
             x = datasets.binarize_test(x)
@@ -69,5 +81,5 @@ def run(args):
             plotting.plot_reconstructions(model, x, n=args.n, image_shape=shape, path=args.out)
         else:
             plotting.plot_latent_space(model, x[: args.max_points], y[: args.max_points], path=args.out)
-    print(f"wrote {args.out}")
+    say(f"wrote {args.out}")
     return 0

@@ -16,7 +16,7 @@ def add_arguments(parser):
         ``parser``.
     """
     parser.add_argument("model", help="path to a .keras file")
-    parser.add_argument("--n", type=int, default=64, help="number of samples")
+    parser.add_argument("--n", type=options.positive_int, default=64, help="number of samples")
     parser.add_argument("--seed", type=int, default=0, help="seed of the draw")
     parser.add_argument(
         "--image-shape", type=options.image_shape, default=None, help="e.g. 28,28 (None: square images)"
@@ -34,9 +34,10 @@ def run(args):
     Returns:
         0.
     """
+    options.check_output_file(args.out)
+    model = loading.load_model(args.model)
     from keras_vae import plotting
 
-    model = loading.load_model(args.model)
     plotting.plot_samples(model, n=args.n, image_shape=args.image_shape, seed=args.seed, path=args.out)
-    print(f"wrote {args.out}")
+    options.printer(args)(f"wrote {args.out}")
     return 0

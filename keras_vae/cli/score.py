@@ -22,6 +22,7 @@ import pathlib
 from keras_vae.cli import evaluate
 from keras_vae.cli import loading
 from keras_vae.cli import options
+from keras_vae.cli import runs
 
 HELP = "per-example ELBO and log p(x) (anomaly scores) written to a directory"
 
@@ -40,8 +41,6 @@ def add_arguments(parser):
     Returns:
         ``parser``.
     """
-    from keras_vae import scoring
-
     parser.add_argument("model", help="path to a .keras file saved by keras-vae")
     data = options.add_data_arguments(
         parser,
@@ -59,21 +58,22 @@ def add_arguments(parser):
     group = parser.add_argument_group("estimator")
     group.add_argument(
         "--k",
-        type=int,
-        default=scoring.DEFAULT_K,
+        type=options.positive_int,
+        default=options.SCORE_K,
         help="posterior samples per example (use the exported score signature's k to compare with it)",
     )
-    group.add_argument("--chunk-size", type=int, default=None, help="samples per chunk (memory)")
+    group.add_argument("--chunk-size", type=options.positive_int, default=None, help="samples per chunk (memory)")
     group.add_argument("--seed", type=int, default=0, help="seed of the noise")
     parser.add_argument("--out", required=True, help="output directory (must be empty or new unless --overwrite)")
     parser.add_argument("--overwrite", action="store_true", help="replace the files of a previous score run in --out")
-    parser.add_argument("--verbose", type=int, default=0, choices=(0, 1), help="progress bar")
+    parser.add_argument(
+        "--verbose", type=int, default=None, choices=(0, 1), help="progress bar; default 1 on a terminal"
+    )
     return parser
 
 
 def _check_out(out, overwrite):
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} exists and is not a directory; choose a directory.")
+    runs.check_writable(out)
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise ValueError(f"--out {out} is not empty; choose a new directory or pass --overwrite.")
 
@@ -102,9 +102,7 @@ def run(args):
     """
     import numpy as np
 
-    for name in ("k", "batch_size"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}.")
+    say = options.printer(args)
     out = pathlib.Path(args.out)
     _check_out(out, args.overwrite)
     model = loading.load_model(args.model)
@@ -118,9 +116,9 @@ def run(args):
         chunk_size=args.chunk_size,
         batch_size=args.batch_size,
         seed=args.seed,
-        verbose=args.verbose,
+        verbose=options.progress_bar(args),
     )
-    out.mkdir(parents=True, exist_ok=True)
+    runs.make_dir(out)
     table = np.column_stack([np.arange(len(x)), result.elbo, result.values, result.mc_stderr, result.ess])
     np.savetxt(
         out / "scores.csv",
@@ -142,11 +140,11 @@ def run(args):
         "log_px": summarize(result.values),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(
+    say(
         f"{args.dataset}/{args.split} ({len(x)} examples, k={args.k}): mean ELBO {summary['elbo']['mean']:.3f}, "
         f"mean log p(x) {summary['log_px']['mean']:.3f}, 1% quantile of log p(x) "
         f"{summary['log_px']['quantiles']['0.01']:.3f}"
     )
     for name in FILES:
-        print(f"  wrote {out / name}")
+        say(f"  wrote {out / name}")
     return 0

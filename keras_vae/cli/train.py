@@ -5,11 +5,12 @@ download) and writes ``model.keras``, ``metrics.json``, ``history.json``,
 ``samples.png`` and ``reconstructions.png`` to ``--out``.
 """
 
-import json
+import contextlib
 import pathlib
-import time
 
+from keras_vae.cli import logs
 from keras_vae.cli import options
+from keras_vae.cli import runs
 
 HELP = "train a model and write its artefacts"
 ARTEFACTS = ("model.keras", "metrics.json", "history.json", "samples.png", "reconstructions.png")
@@ -24,17 +25,15 @@ def add_arguments(parser):
     Returns:
         ``parser``.
     """
-    from keras_vae import objectives
-
     options.add_data_arguments(
         parser,
         limit_help="use only the first N training examples",
         batch_size_help="examples per training (and test) batch",
     )
-    options.add_model_arguments(parser, objectives.OBJECTIVES)
+    options.add_model_arguments(parser)
     group = parser.add_argument_group("training")
-    group.add_argument("--epochs", type=int, default=200, help="passes over the training set")
-    group.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate")
+    group.add_argument("--epochs", type=options.positive_int, default=200, help="passes over the training set")
+    group.add_argument("--learning-rate", type=options.positive_float, default=1e-3, help="Adam learning rate")
     group.add_argument("--seed", type=int, default=0, help="seed of the weights, the noise and the data order")
     group.add_argument(
         "--distribute",
@@ -43,11 +42,41 @@ def add_arguments(parser):
         help="tf.distribute strategy: mirrored (local GPUs or --cpu-devices) or multi_worker (needs TF_CONFIG)",
     )
     group.add_argument(
-        "--cpu-devices", type=int, default=None, help="split the CPU into N logical devices (N mirrored replicas)"
+        "--cpu-devices",
+        type=options.positive_int,
+        default=None,
+        help="split the CPU into N logical devices (N mirrored replicas)",
     )
-    group.add_argument("--out", default="runs/vae", help="output directory")
-    group.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras fit verbosity")
+    run = parser.add_argument_group("run directory")
+    run.add_argument(
+        "--out",
+        default="runs/vae",
+        help="output directory; a run cut short resumes from its last finished epoch when the same command "
+        "runs again, and a finished run is left as it is",
+    )
+    run.add_argument(
+        "--overwrite", action="store_true", help="discard a finished run or a checkpoint in --out and train afresh"
+    )
+    options.add_progress_argument(group)
     return parser
+
+
+#: Options that do not change what a run computes: a checkpoint resumes whatever their values.
+NOT_SETTINGS = frozenset(
+    {"out", "overwrite", "verbose", "quiet", "debug", "func", "command", "epochs", "distribute", "cpu_devices"}
+)
+
+
+def run_settings(args):
+    """The options that define a run (a checkpoint resumes only under the same ones).
+
+    Args:
+        args: parsed options of :func:`add_arguments`.
+
+    Returns:
+        dict of JSON values, e.g. ``{"dataset": "digits", "latent_dims": [16], ...}``.
+    """
+    return {k: v for k, v in sorted(vars(args).items()) if k not in NOT_SETTINGS}
 
 
 def build_model(args, input_dim):
@@ -90,26 +119,57 @@ def build_model(args, input_dim):
 def run(args):
     """Train, evaluate on the test split and write the run's artefacts.
 
+    Everything that can be checked is checked before training: the output
+    directory, a finished run or a checkpoint in it, the data and the
+    model's settings. The directory is locked for the run; a run cut short
+    resumes; the artefacts are written atomically, and only then is the
+    checkpoint removed.
+
     Args:
         args: parsed options of :func:`add_arguments`.
 
     Returns:
         0.
     """
-    import keras
-
-    from keras_vae import datasets
+    say = options.printer(args)
+    out = pathlib.Path(args.out)
+    settings = run_settings(args)
+    runs.check_writable(out)
+    if runs.inspect(out, settings, ARTEFACTS, args.overwrite) == "complete":
+        say(runs.complete_message(out, ARTEFACTS))
+        return 0
+    logs.import_tensorflow()
     from keras_vae import distribute
-    from keras_vae import plotting
 
     if args.cpu_devices:
         distribute.split_cpu(args.cpu_devices)  # Before any TensorFlow op.
     # Also before any op: a multi-worker strategy configures the process's
     # collective ops when it is created.
     strategy = distribute.get_strategy(args.distribute)
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    import keras
+
     keras.utils.set_random_seed(args.seed)
+    train_ds, test_ds = _data(args)
+    with strategy.scope():
+        model = build_model(args, int(train_ds.element_spec.shape[-1]))
+
+    runs.make_dir(out)
+    # In a multi-worker job every worker runs this command; the chief owns --out.
+    guard = runs.lock(out, say=say) if distribute.is_chief() else contextlib.nullcontext()
+    with guard:
+        state = runs.prepare(out, settings, ARTEFACTS, overwrite=args.overwrite)
+        if state == "complete":
+            say(runs.complete_message(out, ARTEFACTS))
+            return 0
+        args.interrupt_hint = (
+            f"the last finished epoch is saved in {out / runs.BACKUP_DIR}; run the same command again to resume"
+        )
+        return _train(args, out, say, strategy, model, train_ds, test_ds)
+
+
+def _data(args):
+    from keras_vae import datasets
+
     train_ds = datasets.load(
         args.dataset,
         "train",
@@ -128,51 +188,69 @@ def run(args):
         seed=datasets.TEST_BINARIZATION_SEED,
         **options.data_kwargs(args),
     )
-    input_dim = int(train_ds.element_spec.shape[-1])
+    return train_ds, test_ds
+
+
+def _train(args, out, say, strategy, model, train_ds, test_ds):
+    import keras
+
+    from keras_vae import callbacks as callbacks_lib
+    from keras_vae import datasets
+    from keras_vae import distribute
+    from keras_vae import plotting
 
     with strategy.scope():
-        model = build_model(args, input_dim)
         model.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
 
-    start = time.time()
-    history = model.fit(
-        train_ds,
-        epochs=args.epochs,
-        validation_data=test_ds,
-        verbose=args.verbose,
-        # Killed and restarted with the same command, training resumes after
-        # the last completed epoch (written atomically, by the chief only).
-        callbacks=[distribute.BackupAndRestore(str(out / "backup"))],
-    )
-    train_seconds = time.time() - start
+    # Killed and restarted with the same command, training resumes after the
+    # last completed epoch (written atomically, by the chief only). The
+    # checkpoint stays until every artefact is written.
+    def resumed(epoch):
+        if epoch >= args.epochs:
+            say(f"resumed after epoch {epoch}: all {args.epochs} epochs are done; evaluating and writing the run")
+        else:
+            say(f"resumed after epoch {epoch} of {args.epochs} from {out / runs.BACKUP_DIR}")
+
+    backup = distribute.BackupAndRestore(str(out / runs.BACKUP_DIR), delete_checkpoint=False, on_resume=resumed)
+    callbacks = [backup]
+    verbose = options.fit_verbosity(args)
+    if verbose == 2:  # One plain line per epoch (Keras's verbose=2 prints two).
+        verbose = 0
+        callbacks.append(callbacks_lib.EpochLogger(args.epochs, print_fn=say))
+    model.fit(train_ds, epochs=args.epochs, validation_data=test_ds, verbose=verbose, callbacks=callbacks)
     test = model.evaluate(test_ds, verbose=0, return_dict=True)
 
     # Every worker of a multi-worker job gets here; only the chief writes to --out.
-    out, final_out = pathlib.Path(distribute.worker_output_dir(out)), out
-    model.save(out / "model.keras")
+    target, final_out = pathlib.Path(distribute.worker_output_dir(out)), out
     metrics = {
         "dataset": args.dataset,
         "epochs": args.epochs,
-        "train_seconds": round(train_seconds, 2),
+        "train_seconds": round(backup.train_seconds, 2),
+        "resumed_from_epoch": backup.resumed_epoch,
+        "settings": run_settings(args),
         "test": {name: float(value) for name, value in test.items()},
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    (out / "history.json").write_text(
-        json.dumps({k: [float(v) for v in vs] for k, vs in history.history.items()}, indent=2)
-    )
     shape = datasets.image_shape(args.dataset)
-    plotting.plot_samples(model, n=64, image_shape=shape, seed=args.seed, path=out / "samples.png")
     x_test = next(iter(test_ds))
-    plotting.plot_reconstructions(model, x_test[:10], image_shape=shape, path=out / "reconstructions.png")
-
-    print(
+    runs.write_atomically(target / "model.keras", model.save)
+    runs.write_json(target / "metrics.json", metrics)
+    runs.write_json(target / "history.json", backup.history)
+    runs.write_atomically(
+        target / "samples.png", lambda p: plotting.plot_samples(model, n=64, image_shape=shape, seed=args.seed, path=p)
+    )
+    runs.write_atomically(
+        target / "reconstructions.png",
+        lambda p: plotting.plot_reconstructions(model, x_test[:10], image_shape=shape, path=p),
+    )
+    say(
         f"Test ELBO {test['elbo']:.3f} nats/example "
         f"(reconstruction {test['reconstruction']:.3f}, KL {test['kl']:.3f}) after "
-        f"{args.epochs} epochs in {train_seconds:.1f}s."
+        f"{args.epochs} epochs in {backup.train_seconds:.1f}s."
     )
-    if out != final_out:
-        distribute.remove_worker_output_dir(out, final_out)
+    if target != final_out:
+        distribute.remove_worker_output_dir(target, final_out)
         return 0
+    runs.finish(out)
     for name in ARTEFACTS:
-        print(f"  wrote {out / name}")
+        say(f"  wrote {out / name}")
     return 0

@@ -165,20 +165,35 @@ def _history_dict(history):
     Accepts a keras ``History`` (``.history``), a dict, or a path to a JSON
     file holding such a dict (optionally under a ``"history"`` key).
     """
+    source = None
     if hasattr(history, "history") and isinstance(history.history, dict):
         history = history.history
     elif isinstance(history, (str, os.PathLike)):
-        with open(history, encoding="utf-8") as f:
-            history = json.load(f)
-        if isinstance(history.get("history"), dict):
+        source = history
+        try:
+            with open(history, encoding="utf-8") as f:
+                history = json.load(f)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise ValueError(
+                f"{source} is not a JSON history file; give the history.json that keras-vae train wrote "
+                "(a dict of per-epoch metric lists)."
+            ) from None
+        if isinstance(history, dict) and isinstance(history.get("history"), dict):
             history = history["history"]
     if not isinstance(history, dict):
         raise TypeError(
             "history must be a keras History, a dict of lists or a path to a "
             f"JSON file, got {type(history).__name__}."
         )
-    return {k: np.asarray(_to_numpy(v), dtype=np.float64).reshape(-1)
-            for k, v in history.items()}
+    try:
+        return {k: np.asarray(_to_numpy(v), dtype=np.float64).reshape(-1)
+                for k, v in history.items()}
+    except (TypeError, ValueError):
+        where = f"{source} holds" if source else "history has"
+        raise ValueError(
+            f"{where} values that are not per-epoch numbers (is it a metrics.json?); give a dict of "
+            "metric name -> list of numbers, such as the history.json that keras-vae train wrote."
+        ) from None
 
 
 def _line_style(n_points):
