@@ -18,6 +18,8 @@ only ``pip install keras-vae``.
 import numpy as np
 import tensorflow as tf
 
+from keras_vae import heads
+
 QUANTIZATIONS = ("dynamic", "float16", "int8")
 
 
@@ -134,12 +136,47 @@ def noise_like(specs, rows, rng):
     return out
 
 
+def seeded_noise(specs, rows, seed):
+    """The noise the seeded signature draws: what makes ``*_from_noise`` repeat it exactly.
+
+    Draw ``i`` (in the order of ``specs``) is
+    ``keras_vae.heads.random_normal(shape, [seed, i])`` (or ``random_uniform``),
+    the draw of ``score(x, seed)`` or ``ancestral_sample(n, seed)``; so
+    ``score_from_noise(x, **seeded_noise(specs, k * batch, seed))`` equals
+    ``score(x, seed)`` and ``keras_vae.scoring.scores(model, x, k, seed)``.
+
+    Args:
+        specs: ``ServingModule.noise_inputs[signature]``.
+        rows: the batch of every noise input (``k * batch`` for the scorer).
+        seed: the seed of the seeded signature.
+
+    Returns:
+        dict name -> float32 ``[rows, ...]`` numpy array.
+
+    Example:
+
+    ```python
+    noise = seeded_noise(module.noise_inputs["score_from_noise"], k * len(x), seed=0)
+    scorer(x=x, **noise)      # = scoring.scores(model, x, k, seed=0), up to rounding
+    ```
+    """
+    out = {}
+    for i, (spec, info) in enumerate(specs):
+        draw = heads.random_uniform if info["distribution"].startswith("uniform") else heads.random_normal
+        out[spec.name] = draw([rows, *spec.shape[1:]], tf.constant([seed, i], tf.int64)).numpy()
+    return out
+
+
 def calibration_data(module, model, x, batch_size=32, seed=0):
     """Representative inputs of every converted signature, from data ``x``.
 
     ``encode`` and ``score_from_noise`` see ``x`` (with noise drawn as the
     signature documents); ``decode`` sees the codes it serves, posterior
     means of ``x`` and draws from the prior; the sampler sees its noise.
+    Every batch has ``batch_size`` examples (the last ``len(x) % batch_size``
+    are left out; all of ``x`` when it is shorter): TFLite's calibrator
+    fails on the scorer when its inputs change batch size from one
+    calibration batch to the next.
 
     Args:
         module: the ``ServingModule``.
@@ -157,6 +194,8 @@ def calibration_data(module, model, x, batch_size=32, seed=0):
     rng = np.random.default_rng(seed)
     data = {name: [] for name in ("decode", "encode", "score_from_noise", "ancestral_sample_from_noise")}
     k = module.score_k
+    if len(x) > batch_size:
+        x = x[: len(x) - len(x) % batch_size]
     for start in range(0, len(x), batch_size):
         batch = x[start : start + batch_size]
         b = len(batch)
@@ -164,9 +203,7 @@ def calibration_data(module, model, x, batch_size=32, seed=0):
         means = np.asarray(model.posterior_mean(batch), np.float32)
         prior = module.sample(tf.constant(b), tf.constant(seed + start, tf.int64))["z"].numpy()
         data["decode"] += [{"z": means}, {"z": prior}]
-        data["score_from_noise"].append(
-            {"x": batch, **noise_like(module.noise_inputs["score_from_noise"], k * b, rng)}
-        )
+        data["score_from_noise"].append({"x": batch, **noise_like(module.noise_inputs["score_from_noise"], k * b, rng)})
         data["ancestral_sample_from_noise"].append(
             noise_like(module.noise_inputs["ancestral_sample_from_noise"], b, rng)
         )
