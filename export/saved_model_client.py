@@ -1,9 +1,11 @@
-"""Decode a grid of latent codes with an exported SavedModel, TensorFlow only.
+"""Decode, sample and score with an exported SavedModel, TensorFlow only.
 
 Loads DIR/saved_model with plain ``tf.saved_model.load`` (keras_vae is not
 imported), decodes an n x n grid over the first two units of the top latent
 layer (the other units at the prior mean) and writes the decoded means as
-one PNG:
+one PNG; then draws n examples with ``ancestral_sample`` (seeded: the same
+seed gives the same examples) and scores them with ``score``, which returns
+each example's ELBO and log p(x) (low values flag anomalies):
 
     python export/saved_model_client.py exported --out grid.png --n 10 --image-shape 8,8
 
@@ -47,6 +49,7 @@ def main(argv=None):
     parser.add_argument("--out", default="grid.png")
     parser.add_argument("--n", type=int, default=10, help="grid size per side")
     parser.add_argument("--image-shape", default=None, help="height,width of one example (default: square)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of ancestral_sample and score")
     args = parser.parse_args(argv)
 
     path = os.path.join(args.export_dir, "saved_model")
@@ -68,6 +71,14 @@ def main(argv=None):
     grid = tile(mean.reshape((-1,) + shape), args.n)
     matplotlib.image.imsave(args.out, grid, cmap="gray", vmin=float(grid.min()), vmax=float(grid.max()))
     print(f"decoded {len(z)} codes of size {latent_dim}; wrote {args.out}")
+
+    seed = tf.constant(args.seed, tf.int64)
+    drawn = loaded.signatures["ancestral_sample"](num_samples=tf.constant(args.n), seed=seed)
+    scores = loaded.signatures["score"](x=drawn["x"], seed=seed)
+    print(f"ancestral_sample: {', '.join(f'{k} {v.shape.as_list()}' for k, v in sorted(drawn.items()))}")
+    for name in ("elbo", "log_px"):
+        values = scores[name].numpy()
+        print(f"score {name} (k = {metadata['score_k']}): mean {values.mean():.2f}, min {values.min():.2f} nats")
     return 0
 
 

@@ -17,6 +17,7 @@ import importlib.util
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import textwrap
@@ -758,10 +759,21 @@ def test_export_examples(representative, tmp_path, capsys):
     assert _example("saved_model_client").main([str(out), "--out", str(tmp_path / "grid.png"), "--n", "4"]) == 0
     with Image.open(tmp_path / "grid.png") as image:
         assert image.size == (32, 32)  # 4 x 4 digits of 8 x 8 pixels.
-    capsys.readouterr()
+    printed = capsys.readouterr().out
+    assert "ancestral_sample: x [4, 64], x_mean [4, 64], z [4, 2]" in printed
+    # The seeded signatures are Keras's draws and scores: model.sample(4, seed=0), scoring.scores(..., seed=0).
+    drawn = representative.model.sample(4, seed=0)["x"]
+    expected = _numpy(scoring.scores(representative.model, drawn, K, 0))
+    for name in ("elbo", "log_px"):
+        printed_mean = float(re.search(rf"score {name} \(k = {K}\): mean (\S+),", printed)[1])
+        assert printed_mean == pytest.approx(expected[name].mean(), abs=0.006), name
     assert _example("tflite_client").main([str(out), "--n", "3"]) == 0
     printed = capsys.readouterr().out
     assert "probs" in printed and "(3, 64)" in printed and "scale" in printed
+    assert re.search(r"ancestral_sample_from_noise:\n(  .*\n)*  x +\(3, 64\)", printed)
+    match = re.search(rf"score_from_noise \(k = {K}\):\n  elbo +\(3,\) +\[(.*)\]\n  log_px +\(3,\) +\[(.*)\]", printed)
+    elbo, log_px = (np.array(group.split(), float) for group in match.groups())
+    assert np.all(log_px >= elbo) and np.all(elbo < 0), (elbo, log_px)
 
 
 @pytest.mark.slow
@@ -780,4 +792,4 @@ def test_export_examples_run_as_scripts(trained, tmp_path):
     out = tmp_path / "exported"
     assert "wrote" in run("export_model.py", trained[0], "--out", out, "--quantize", "dynamic")
     assert "wrote" in run("saved_model_client.py", out, "--out", tmp_path / "grid.png")
-    assert "(4, 64)" in run("tflite_client.py", out, "--quantized")
+    assert "(4, 64)" in run("tflite_client.py", out, "--quantization", "dynamic")
