@@ -150,9 +150,10 @@ class Trainer:
             return tf.constant(True)
 
         finite = tf.reduce_all(tf.stack([tf.math.is_finite(m) for m in means.values()]))
-        ctx = tf.distribute.get_replica_context()
-        if not skip_nonfinite or (ctx is not None and ctx.num_replicas_in_sync > 1):
-            # (Replicas see different local losses: no local skip decision.)
+        if not skip_nonfinite or tf.distribute.has_strategy():
+            # Under a strategy (even of one replica) the update's gradient
+            # aggregation cannot sit inside a tf.cond, and replicas see
+            # different local losses: no local skip decision.
             apply()
         else:
             # Keras's loop: a step whose loss is NaN/inf leaves the weights

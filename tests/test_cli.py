@@ -133,6 +133,12 @@ def test_every_option_has_help_with_its_default_and_aliases_are_hidden():
     objective = next(a for a in train._actions if a.dest == "objective")
     # Named in the help without importing TensorFlow, and the same as the registry's built-ins.
     assert options.OBJECTIVES == objectives.OBJECTIVES
+    from keras_vae import export
+    from keras_vae import scoring
+
+    assert (options.EXPORT_FORMATS, options.QUANTIZATIONS, options.SCORE_K) == (
+        export.FORMATS, export.QUANTIZATIONS, scoring.DEFAULT_K
+    )
     assert all(name in objective.help for name in objectives.OBJECTIVES)
     assert "--covariance" in train.format_help() and "--n-samples" in train.format_help()
 

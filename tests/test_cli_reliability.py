@@ -176,6 +176,7 @@ def test_a_finished_run_is_left_as_it_is_unless_overwrite(finished, capsys):
     assert {p.name: p.stat().st_mtime_ns for p in finished.iterdir()} == before
 
 
+@pytest.mark.slow
 def test_overwrite_trains_afresh(tmp_path):
     out = tmp_path / "run"
     assert _train(out) == 0
@@ -289,6 +290,7 @@ def test_help_does_not_import_tensorflow():
     assert result.returncode == 0, result.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_a_logged_run_has_one_plain_line_per_epoch_and_no_tensorflow_noise(tmp_path):
     out = tmp_path / "run"
     env = dict(os.environ)
