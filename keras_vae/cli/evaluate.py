@@ -22,20 +22,7 @@ def add_arguments(parser):
         ``parser``.
     """
     parser.add_argument("model", help="path to a .keras file saved by keras-vae")
-    data = options.add_data_arguments(
-        parser,
-        binarization_help="'static' or 'dynamic' (the training setting) both binarise the evaluation data once, "
-        "as keras-vae train does for its test set",
-        limit_help="evaluate only the first N examples",
-        batch_size_help="examples per log p(x) batch",
-    )
-    data.add_argument("--split", default="test", choices=("train", "test"), help="split to evaluate")
-    data.add_argument(
-        "--binarization-seed",
-        type=int,
-        default=None,
-        help="seed of that binarisation; None: keras_vae.datasets.TEST_BINARIZATION_SEED, as keras-vae train uses",
-    )
+    options.add_evaluation_data_arguments(parser, "evaluate")
     group = parser.add_argument_group("estimator")
     group.add_argument(
         "--k", type=options.positive_int, default=5000, help="importance samples of log p(x) per example"

@@ -155,6 +155,36 @@ def add_data_arguments(
     return group
 
 
+def add_evaluation_data_arguments(parser, verb):
+    """Add the data options of commands that read one split, binarised once: evaluate, score.
+
+    ``--split`` and ``--binarization-seed`` besides :func:`add_data_arguments`'s
+    (read them with ``keras_vae.cli.evaluate.load_data``).
+
+    Args:
+        parser: the subcommand's ``argparse`` parser.
+        verb: what the command does to the examples ("evaluate", "score").
+
+    Returns:
+        The argument group holding them.
+    """
+    group = add_data_arguments(
+        parser,
+        binarization_help="'static' or 'dynamic' (the training setting) both binarise the data once, "
+        "as keras-vae train does for its test set",
+        limit_help=f"{verb} only the first N examples",
+        batch_size_help="examples per batch",
+    )
+    group.add_argument("--split", default="test", choices=("train", "test"), help=f"split to {verb}")
+    group.add_argument(
+        "--binarization-seed",
+        type=int,
+        default=None,
+        help="seed of that binarisation; None: keras_vae.datasets.TEST_BINARIZATION_SEED, as keras-vae train uses",
+    )
+    return group
+
+
 def data_kwargs(args):
     """``path`` and ``data_dir`` for ``keras_vae.datasets`` from parsed data options.
 

@@ -42,19 +42,7 @@ def add_arguments(parser):
         ``parser``.
     """
     parser.add_argument("model", help="path to a .keras file saved by keras-vae")
-    data = options.add_data_arguments(
-        parser,
-        binarization_help="'static' or 'dynamic' binarise the data once, as keras-vae evaluate does",
-        limit_help="score only the first N examples",
-        batch_size_help="examples per batch",
-    )
-    data.add_argument("--split", default="test", choices=("train", "test"), help="split to score")
-    data.add_argument(
-        "--binarization-seed",
-        type=int,
-        default=None,
-        help="seed of that binarisation; None: keras_vae.datasets.TEST_BINARIZATION_SEED",
-    )
+    options.add_evaluation_data_arguments(parser, "score")
     group = parser.add_argument_group("estimator")
     group.add_argument(
         "--k",
