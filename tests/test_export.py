@@ -503,6 +503,22 @@ def test_tflite_scorer_and_sampler_equal_keras(case):
     np.testing.assert_allclose(one["x_mean"], case.drawn["x_mean"][:1], atol=FLOAT_ATOL)
 
 
+def test_seeded_noise_is_the_seeded_signatures_draws(representative):
+    """tflite.seeded_noise from metadata.json gives the draws score and ancestral_sample make (checked above)."""
+    case = representative
+    sigs = case.metadata["signatures"]
+    for signature, rows, seed, expected in (
+        ("score_from_noise", K * len(case.x), SCORE_SEED, case.score_noise),
+        ("ancestral_sample_from_noise", N_SAMPLES, SAMPLE_SEED, case.sample_noise),
+    ):
+        got = tflite.seeded_noise(sigs[signature]["inputs"], rows, seed)
+        assert list(got) == list(expected), signature
+        for name, value in expected.items():
+            np.testing.assert_array_equal(got[name], value, err_msg=f"{signature}/{name}")
+    other = tflite.seeded_noise(sigs["score_from_noise"]["inputs"], K * len(case.x), SCORE_SEED + 1)
+    assert not np.array_equal(other["noise_h1"], case.score_noise["noise_h1"])
+
+
 def test_tflite_uses_builtin_ops_only(case):
     builtin = {k for k in vars(schema.BuiltinOperator) if not k.startswith("_")} - {"CUSTOM"}
     for file in TFLITE:
@@ -718,6 +734,14 @@ def test_float16_and_int8_quantization_measured(representative, digits):
     module = export.ServingModule(model, score_k=K)
     # 70 examples: batches of 32, the last 6 left out (the scorer's inputs must share a batch size).
     calibration = tflite.calibration_data(module, model, digits[0][:70])
+    # The module's noise specs give the same seeded draws as metadata.json's inputs.
+    sigs = representative.metadata["signatures"]
+    for signature in ("score_from_noise", "ancestral_sample_from_noise"):
+        from_module = tflite.seeded_noise(module.noise_inputs[signature], 8, 3)
+        from_metadata = tflite.seeded_noise(sigs[signature]["inputs"], 8, 3)
+        assert list(from_module) == list(from_metadata)
+        for name, value in from_metadata.items():
+            np.testing.assert_array_equal(from_module[name], value)
     assert [len(inputs["x"]) for inputs in calibration["score_from_noise"]] == [32, 32]
     x = digits[1][:32]
     noise = seeded_noise(

@@ -136,17 +136,20 @@ def noise_like(specs, rows, rng):
     return out
 
 
-def seeded_noise(specs, rows, seed):
+def seeded_noise(inputs, rows, seed):
     """The noise the seeded signature draws: what makes ``*_from_noise`` repeat it exactly.
 
-    Draw ``i`` (in the order of ``specs``) is
+    Draw ``i`` (in the order of the noise inputs) is
     ``keras_vae.heads.random_normal(shape, [seed, i])`` (or ``random_uniform``),
     the draw of ``score(x, seed)`` or ``ancestral_sample(n, seed)``; so
-    ``score_from_noise(x, **seeded_noise(specs, k * batch, seed))`` equals
+    ``score_from_noise(x, **seeded_noise(inputs, k * batch, seed))`` equals
     ``score(x, seed)`` and ``keras_vae.scoring.scores(model, x, k, seed)``.
 
     Args:
-        specs: ``ServingModule.noise_inputs[signature]``.
+        inputs: the signature's inputs as ``metadata.json`` lists them
+            (``metadata["signatures"][name]["inputs"]``; inputs without a
+            ``distribution``, such as ``x``, are skipped), or
+            ``ServingModule.noise_inputs[name]``.
         rows: the batch of every noise input (``k * batch`` for the scorer).
         seed: the seed of the seeded signature.
 
@@ -156,14 +159,18 @@ def seeded_noise(specs, rows, seed):
     Example:
 
     ```python
-    noise = seeded_noise(module.noise_inputs["score_from_noise"], k * len(x), seed=0)
-    scorer(x=x, **noise)      # = scoring.scores(model, x, k, seed=0), up to rounding
+    inputs = metadata["signatures"]["score_from_noise"]["inputs"]
+    scorer(x=x, **seeded_noise(inputs, k * len(x), seed=0))   # = scoring.scores(model, x, k, seed=0)
     ```
     """
+    if isinstance(inputs, dict):
+        noise = [(name, info["shape"], info) for name, info in inputs.items() if "distribution" in info]
+    else:
+        noise = [(spec.name, spec.shape.as_list(), info) for spec, info in inputs]
     out = {}
-    for i, (spec, info) in enumerate(specs):
+    for i, (name, shape, info) in enumerate(noise):
         draw = heads.random_uniform if info["distribution"].startswith("uniform") else heads.random_normal
-        out[spec.name] = draw([rows, *spec.shape[1:]], tf.constant([seed, i], tf.int64)).numpy()
+        out[name] = draw([rows, *shape[1:]], tf.constant([seed, i], tf.int64)).numpy()
     return out
 
 
