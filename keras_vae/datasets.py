@@ -234,7 +234,7 @@ def _pixel_scale(x, source, pixel_scale):
         elif not integer and high <= 1:
             pixel_scale = 1
         else:
-            kind = "integer" if integer else f"{x.dtype} (float)"
+            kind = f"{x.dtype}"
             raise ValueError(
                 f"{source}: {kind} pixel values in [{low:g}, {high:g}] are ambiguous (uint8 0..255 or floats in "
                 f"[0, 1] are read without asking); {choose}."
