@@ -14,7 +14,9 @@
 # loads each back with nothing but TensorFlow or LiteRT
 # (`tf.saved_model.load`, `ai_edge_litert.interpreter.Interpreter`),
 # decodes latent codes, and checks the outputs against the Keras model
-# (maximum absolute difference), the file sizes and the latency.
+# (maximum absolute difference), the file sizes and the latency. It
+# then uses the exported **scorer** to flag anomalous inputs and the
+# exported **sampler** to generate examples on the device.
 #
 # Quick mode (the default) takes well under a minute on a CPU; set
 # `QUICK = False` to train on all of MNIST first.
@@ -79,6 +81,8 @@ import keras_vae
 from keras_vae import datasets
 from keras_vae import export
 from keras_vae import plotting
+from keras_vae import scoring
+from keras_vae.export import tflite
 
 keras.utils.set_random_seed(SEED)
 print(f"tensorflow {tf.__version__}, keras {keras.__version__}, quick mode: {QUICK}")
@@ -139,14 +143,19 @@ print(f"test ELBO after {EPOCHS} epochs: {test['elbo']:.3f} nats per example")
 # `export_model` writes, into one directory:
 #
 # - `saved_model/`: a SavedModel of a plain `tf.Module` (no Keras
-#   objects inside) with three signatures:
+#   objects inside) with the signatures
 #   `decode` (input `z` `[batch, latent_dim]` -> `logits`, `probs` and
 #   `mean` of $p(x \mid z)$), `encode` (input `x` `[batch, input_dim]` ->
-#   `loc`, `scale` of $q(z \mid x)$) and `sample` (inputs
+#   `loc`, `scale` of $q(z \mid x)$), `sample` (inputs
 #   `num_samples`, `seed` -> `z` $\sim \mathcal N(0, I)$ drawn with
-#   stateless random ops, and its decoded `x_mean`);
-#   `serving_default` is `decode`.
-# - `decoder.tflite`, `encoder.tflite`: the `decode` and `encode`
+#   stateless random ops, and its decoded `x_mean`), `score` (inputs
+#   `x`, `seed` -> each example's ELBO and $\log p(x)$ estimate) and
+#   `ancestral_sample` (inputs `num_samples`, `seed` -> `z` and a
+#   draw of `x`), plus `score_from_noise` and
+#   `ancestral_sample_from_noise`, the last two with their random
+#   draws as inputs; `serving_default` is `decode`.
+# - `decoder.tflite`, `encoder.tflite`, `scorer.tflite`,
+#   `sampler.tflite`: `decode`, `encode` and the two `*_from_noise`
 #   signatures converted to TFLite with builtin ops only (float32),
 #   and with `quantize="dynamic"` also `*_dynamic.tflite` files whose
 #   weights are stored as int8.
@@ -251,6 +260,99 @@ fig
 # %%
 drawn = loaded.signatures["sample"](num_samples=tf.constant(32), seed=tf.constant(SEED, tf.int64))
 plotting.image_grid(drawn["x_mean"].numpy(), IMAGE_SHAPE, ncols=16, title="SavedModel sample(32, seed)")
+
+# %% [markdown]
+# ## Anomaly scores
+#
+# The `score` signature returns, for each example, the ELBO and the
+# importance-sampled estimate of $\log p(x)$ from `score_k` posterior
+# samples (16 by default): how probable the model finds the example,
+# in nats. It is `keras_vae.scoring.scores` inside the SavedModel, so
+# with the same seed it gives Keras's numbers. A threshold at a low
+# quantile of the training scores (`scoring.threshold`) flags about
+# that fraction of typical data; inputs unlike the training data
+# should fall below it.
+
+# %%
+K = metadata["score_k"]
+score = loaded.signatures["score"]
+
+
+def log_px(x, seed=SEED):
+    return score(x=tf.constant(x), seed=tf.constant(seed, tf.int64))["log_px"].numpy()
+
+
+# A fixed binary version of (part of) the training data: the typical scores.
+x_typical = (x_train_bin if DATASET == "digits" else datasets.binarize_test(x_train))[:1000]
+cut = scoring.threshold(log_px(x_typical), quantile=0.01)
+keras_scores = keras.ops.convert_to_numpy(scoring.scores(model, x_test_bin[:256], K, SEED)["log_px"])
+print(f"max abs diff SavedModel score vs Keras: {np.abs(log_px(x_test_bin[:256]) - keras_scores).max():.3g}")
+
+rng = np.random.default_rng(SEED)
+candidates = {
+    "test images": x_test_bin,
+    "uniform noise": datasets.binarize_test(rng.random(x_test_bin.shape)),
+    "inverted test images": 1.0 - x_test_bin,
+}
+print(f"threshold: 1% quantile of training log p(x) = {cut:.2f} nats (k = {K})")
+for name, x in candidates.items():
+    print(f"flagged as anomalous: {np.mean(log_px(x) < cut):6.1%} of {name}")
+
+# %% [markdown]
+# On a device the scorer runs as `scorer.tflite`. TFLite has no
+# kernels for TensorFlow's random ops, so the scorer takes its
+# posterior noise as inputs (`noise_h1`, one row per posterior sample
+# and example: `k * batch` rows, sample-major) and the app draws it
+# from the distribution `metadata.json` names, here $\mathcal N(0, 1)$.
+# Fed the noise that `score` draws for a seed
+# (`keras_vae.export.tflite.seeded_noise`), it returns the same
+# scores.
+
+# %%
+scorer = tflite_runner(paths["scorer"], "score_from_noise")
+scorer_inputs = metadata["signatures"]["score_from_noise"]["inputs"]
+print({name: info.get("distribution", info["dtype"]) for name, info in scorer_inputs.items()})
+x = x_test_bin[:64]
+seeded = tflite.seeded_noise(scorer_inputs, K * len(x), SEED)
+on_device = scorer(x=x, **seeded)["log_px"]
+# The draws depend on the batch: compare with Keras on the same 64 examples.
+keras_64 = keras.ops.convert_to_numpy(scoring.scores(model, x, K, SEED)["log_px"])
+print(f"max abs diff TFLite scorer vs Keras: {np.abs(on_device - keras_64).max():.3g}")
+
+
+def app_noise(inputs, rows):
+    """Noise as an app draws it with its own generator, from the distribution metadata.json names."""
+    noise = {}
+    for name, info in inputs.items():
+        if "distribution" in info:
+            draw = rng.random if info["distribution"].startswith("uniform") else rng.standard_normal
+            noise[name] = draw((rows, *info["shape"][1:]), dtype=np.float32)
+    return noise
+
+
+fresh = scorer(x=x, **app_noise(scorer_inputs, K * len(x)))["log_px"]
+print(f"TFLite scorer, fresh noise: mean log p(x) {fresh.mean():.2f} (seeded noise: {on_device.mean():.2f})")
+
+# %% [markdown]
+# ## Sampling on the device
+#
+# `sampler.tflite` draws every layer top-down from noise inputs:
+# `noise_h1` ($\mathcal N(0, 1)$, the code) and `noise_x` (uniform on
+# $[0, 1)$: a pixel is 1 where its draw is below its probability).
+# Fed the seeded noise it reproduces `model.sample(n, seed=seed)`;
+# fed fresh noise from the app's own generator it gives new samples.
+
+# %%
+sampler = tflite_runner(paths["sampler"], "ancestral_sample_from_noise")
+sampler_inputs = metadata["signatures"]["ancestral_sample_from_noise"]["inputs"]
+print({name: info["distribution"] for name, info in sampler_inputs.items()})
+drawn_on_device = sampler(**tflite.seeded_noise(sampler_inputs, 32, SEED))
+keras_drawn = model.sample(32, seed=SEED)
+print(f"max abs diff TFLite sampler vs Keras model.sample: "
+      f"{np.abs(drawn_on_device['x'] - keras.ops.convert_to_numpy(keras_drawn['x'])).max():.3g}")
+new = sampler(**app_noise(sampler_inputs, 32))
+print(f"sampled {len(new['x'])} examples on device: x {new['x'].shape}, "
+      f"fraction of pixels on {new['x'].mean():.3f} (test images: {x_test_bin.mean():.3f})")
 
 # %% [markdown]
 # ## Latency
