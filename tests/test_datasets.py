@@ -189,7 +189,8 @@ def test_npz_missing_keys(tmp_path, no_env):
     [
         ({"x_train": np.zeros((30, 27, 27), np.uint8)}, "expected \\[N, 784\\]"),
         ({"y_train": np.zeros(29, np.uint8)}, "labels have shape"),
-        ({"x_train": np.full((30, 28, 28), 300.0)}, "\\[0, 255\\]"),
+        ({"x_train": np.full((30, 28, 28), 300, np.int16)}, "exceed \\[0, 255\\]"),
+        ({"x_train": np.full((30, 28, 28), 3.0)}, "ambiguous"),
         ({"x_train": np.full((30, 28, 28), np.nan)}, "finite"),
     ],
 )
@@ -224,6 +225,7 @@ def test_tfds_offline_error(monkeypatch, tmp_path, no_env):
         raise ConnectionError("no network")
 
     monkeypatch.setattr(tfds, "load", offline)
+    monkeypatch.setattr(datasets, "_reachable", lambda *a, **k: True)  # the host answers; the download fails
     with pytest.raises(RuntimeError) as info:
         datasets.load_arrays("mnist", "train", data_dir=str(tmp_path))
     message = str(info.value)
@@ -247,6 +249,7 @@ def test_tfds_success_is_flattened(monkeypatch, tmp_path, no_env):
         return tf.constant(images, tf.uint8), tf.constant(labels)  # what batch_size=-1 gives
 
     monkeypatch.setattr(tfds, "load", fake_load)
+    monkeypatch.setattr(datasets, "_reachable", lambda *a, **k: True)
     x, y = datasets.load_arrays("fashion_mnist", "test", data_dir=str(tmp_path))
     assert calls == [
         ("fashion_mnist", dict(split="test", data_dir=str(tmp_path), batch_size=-1, as_supervised=True))
