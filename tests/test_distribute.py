@@ -108,6 +108,7 @@ def test_replicas_draw_different_noise(runs):
     np.testing.assert_allclose(without[0], runs["single"]["draws_without_fold"][0], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_multi_worker_matches_one_device_and_workers_agree(runs, tmp_path):
     """Two worker processes on 127.0.0.1 (``TF_CONFIG``, ports chosen now)."""
     workers = [f"127.0.0.1:{port}" for port in distribute.free_ports(2)]
