@@ -53,6 +53,7 @@ _NAMES = {
     "BernoulliObservation": "heads",
     "BernoulliPrior": "heads",
     "CategoricalObservation": "heads",
+    "DiscretizedLogisticObservation": "heads",
     "DistributionHead": "heads",
     "GaussianLatent": "heads",
     "GaussianObservation": "heads",

@@ -34,6 +34,7 @@ from keras_vae import objectives
 from keras_vae.evaluation import _check_positive_int
 from keras_vae.evaluation import _quiet_retracing
 from keras_vae.evaluation import _reset
+from keras_vae.hierarchy import tile_examples
 
 ESTIMATORS = ("reparam_analytic", "reparam_mc", "score")
 BASELINES = (None, "moving_average", "leave_one_out")
@@ -90,7 +91,7 @@ def elbo_surrogate(model, x, estimator, n_samples=1, baseline=None, baseline_val
 
     batch = tf.shape(x)[0]
     samples, _, log_q = model.recognize(x, n_samples, stop_gradient=True, seed=seed)
-    x_rep = tf.tile(x, (n_samples, 1)) if n_samples > 1 else x
+    x_rep = tile_examples(x, n_samples)
     log_px, log_p, _ = model.generative_log_probs(x_rep, samples)
     log_q = tf.reshape(sum(log_q), (n_samples, batch))
     log_w = tf.reshape(log_px + sum(log_p), (n_samples, batch)) - log_q

@@ -7,6 +7,8 @@
   k, and the per-batch computation is one compiled ``tf.function``.
 - :func:`active_units`: per stochastic layer, the units whose posterior mean
   varies across the data, ``Cov_x(E_q[u | x]) > 0.01`` (Burda et al., 2015).
+- :func:`bits_per_dim`: a ``log p(x)`` in nats per example as a code length
+  in bits per value, for observation models of discrete values.
 - :func:`evaluate_model`: the metrics of ``keras-vae evaluate`` (the command
   itself lives in :mod:`keras_vae.cli.evaluate`).
 
@@ -189,8 +191,36 @@ def _reset(seed_generator, seed):
     seed_generator.state.assign(np.array([int(seed), 0]).astype(seed_generator.state.dtype))
 
 
-def _as_array(data, input_dim):
-    """Numpy ``[N, D]`` float32 from an array-like, or None for a dataset."""
+def bits_per_dim(log_px, input_dim):
+    """``-log_px / (input_dim * ln 2)``: nats per example as bits per value.
+
+    The code length of the data under the model, per value (pixel and
+    channel). It is a code length only when ``log p(x)`` is a log
+    probability mass, i.e. for an observation head with ``discrete = True``
+    (Bernoulli, categorical, discretised logistic); :func:`evaluate_model`
+    reports it only then.
+
+    Args:
+        log_px: float or array of ``log p(x)`` (or an ELBO) in nats per example.
+        input_dim: values per example, ``model.input_dim``.
+
+    Returns:
+        float (or array) in bits per dimension.
+
+    Example:
+        >>> bits_per_dim(-784 * math.log(2), 784)
+        1.0
+    """
+    value = -np.asarray(log_px, np.float64) / (int(input_dim) * math.log(2.0))
+    return float(value) if value.ndim == 0 else value
+
+
+def _input_shape(model):
+    return tuple(getattr(model, "input_shape", None) or (model.input_dim,))
+
+
+def _as_array(data, model):
+    """Numpy ``[N, *input_shape]`` float32 from an array-like, or None for a dataset."""
     if isinstance(data, tf.data.Dataset):
         return None
     x, _, _ = keras.utils.unpack_x_y_sample_weight(data) if isinstance(data, tuple) else (data, None, None)
@@ -198,28 +228,24 @@ def _as_array(data, input_dim):
     if not np.issubdtype(x.dtype, np.number):
         raise ValueError(f"Data must be numeric, got dtype {x.dtype}.")
     x = x.astype(np.float32, copy=False)
-    if x.ndim == 1 and x.shape[0] == input_dim:
-        x = x[None]
+    if x.shape == _input_shape(model):
+        x = x[None]  # One example.
     return x
 
 
 def _check_array(model, x):
-    if x.ndim != 2 or x.shape[1] != model.input_dim:
-        raise ValueError(
-            f"Expected data of shape [N, {model.input_dim}] (the model's input_dim), got "
-            f"shape {tuple(x.shape)}. Flatten images, e.g. x.reshape(len(x), -1)."
-        )
+    model.check_shape(x.shape)
     if len(x) == 0:
         raise ValueError("The data are empty (0 examples).")
     model.check_data(x)
 
 
 def _batches(model, data, batch_size, checked=False):
-    """Yield numpy ``[b, D]`` batches (b <= batch_size) of an array or a dataset.
+    """Yield numpy ``[b, *input_shape]`` batches (b <= batch_size) of an array or a dataset.
 
     Arrays are checked whole (unless ``checked``), datasets batch by batch.
     """
-    x = _as_array(data, model.input_dim)
+    x = _as_array(data, model)
     if x is not None:
         if not checked:
             _check_array(model, x)
@@ -228,21 +254,23 @@ def _batches(model, data, batch_size, checked=False):
         return
     spec = data.element_spec
     x_spec = spec[0] if isinstance(spec, tuple) else spec
-    if not isinstance(x_spec, tf.TensorSpec) or x_spec.shape.rank not in (1, 2):
+    rank = len(_input_shape(model))
+    if not isinstance(x_spec, tf.TensorSpec) or x_spec.shape.rank not in (rank, rank + 1):
+        example = ", ".join(str(s) for s in _input_shape(model))
         raise ValueError(
-            f"The dataset must yield x (or (x, y)) with x of shape [batch, {model.input_dim}] "
-            f"or [{model.input_dim}], got element_spec {spec}."
+            f"The dataset must yield x (or (x, y)) with x of shape [batch, {example}] "
+            f"or [{example}], got element_spec {spec}."
         )
     ds = data.map(lambda *e: e[0]) if isinstance(spec, tuple) else data
-    ds = ds.unbatch() if x_spec.shape.rank == 2 else ds
+    ds = ds.unbatch() if x_spec.shape.rank == rank + 1 else ds
     seen = False
     for batch in ds.batch(batch_size).as_numpy_iterator():
         batch = np.asarray(batch, np.float32)
         if not seen:
             _check_array(model, batch)
             seen = True
-        elif batch.shape[1:] != (model.input_dim,):
-            raise ValueError(f"Dataset batch of shape {batch.shape}; expected [batch, {model.input_dim}].")
+        elif batch.shape[1:] != _input_shape(model):
+            model.check_shape(batch.shape)
         else:
             model.check_data(batch)
         yield batch
@@ -281,7 +309,7 @@ def log_likelihood(
 
     Args:
         model: a ``HelmholtzMachine`` or ``VAE``.
-        data: ``[N, D]`` array-like (or ``(x, y)``), or a ``tf.data.Dataset``
+        data: ``[N, *input_shape]`` array-like (or ``(x, y)``), or a ``tf.data.Dataset``
             of ``x`` or ``(x, ...)`` (batched or not; it is re-batched).
         k: importance samples per example, >= 1.
         chunk_size: samples per chunk; default ``min(k, 8192 // batch_size)``.
@@ -299,14 +327,14 @@ def log_likelihood(
 
     Raises:
         ValueError: k, chunk_size or batch_size not a positive integer; data
-            not ``[N, input_dim]``, empty, non-finite or outside the
+            not ``[N, *input_shape]``, empty, non-finite or outside the
             observation model's support.
     """
     k = _check_positive_int(k, "k")
     batch_size = _check_positive_int(batch_size, "batch_size")
     if chunk_size is not None:
         chunk_size = _check_positive_int(chunk_size, "chunk_size")
-    x = _as_array(data, model.input_dim)
+    x = _as_array(data, model)
     if x is not None:
         _check_array(model, x)
         data = x
@@ -407,7 +435,7 @@ def active_units(model, data, threshold=0.01, batch_size=1000):
 
     Args:
         model: a ``HelmholtzMachine`` or ``VAE``.
-        data: ``[N, D]`` array-like or a ``tf.data.Dataset`` (see
+        data: ``[N, *input_shape]`` array-like or a ``tf.data.Dataset`` (see
             :func:`log_likelihood`).
         threshold: activity threshold.
         batch_size: examples per forward pass.
@@ -454,7 +482,7 @@ def evaluate_model(
 
     Args:
         model: a trained ``HelmholtzMachine`` or ``VAE``.
-        x: ``[N, D]`` test data (e.g. statically binarised MNIST test images),
+        x: ``[N, *input_shape]`` test data (e.g. statically binarised MNIST test images),
             or a finite ``tf.data.Dataset`` of them (read once into memory).
         k: importance samples of ``log p(x)``.
         seed: seed of all the noise (the model's seed generator is restored).
@@ -470,11 +498,14 @@ def evaluate_model(
         (the ELBO from the k importance samples), ``ess_mean``, ``k``,
         ``seed``, ``n_examples``, ``active_units`` (per layer),
         ``active_units_total``, ``active_unit_threshold``, ``latent_dims`` and
-        timings (``seconds_elbo``, ``seconds_log_px``).
+        timings (``seconds_elbo``, ``seconds_log_px``). For observation
+        heads of discrete values (``model.observation.discrete``), also
+        ``bits_per_dim`` (of ``log_px``) and ``elbo_bits_per_dim``, see
+        :func:`bits_per_dim`.
     """
     if isinstance(x, tf.data.Dataset):
         x = np.concatenate(list(_batches(model, x, 1000)))
-    x = _as_array(x, model.input_dim)
+    x = _as_array(x, model)
     _check_array(model, x)
     if not getattr(model, "compiled", False):
         model.compile(optimizer="adam")
@@ -492,6 +523,10 @@ def evaluate_model(
     metrics = {name: float(test[name]) for name in ("elbo", "reconstruction", "kl") if name in test}
     metrics.update(ll.as_dict())
     metrics.update(units.as_dict())
+    if getattr(model.observation, "discrete", False):
+        metrics["bits_per_dim"] = bits_per_dim(metrics["log_px"], model.input_dim)
+        if "elbo" in metrics:
+            metrics["elbo_bits_per_dim"] = bits_per_dim(metrics["elbo"], model.input_dim)
     metrics["seconds_elbo"] = seconds_elbo
     metrics["seconds_log_px"] = metrics.pop("seconds")
     return metrics

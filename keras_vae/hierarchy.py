@@ -23,6 +23,13 @@ from keras_vae._validation import whole
 tfd = tfp.distributions
 
 
+def tile_examples(x, k):
+    """``k`` copies of a batch ``[B, ...]`` stacked sample-major: ``[k*B, ...]``."""
+    if k == 1:
+        return x
+    return ops.tile(x, (k,) + (1,) * (len(x.shape) - 1))
+
+
 def _tile(params, k):
     """Repeat every tensor of a parameter dict ``k`` times along the batch."""
     if k == 1:
@@ -49,7 +56,7 @@ class StochasticHierarchy:
         """Sample ``h ~ q(h | x)`` with ``k`` samples per example.
 
         Args:
-            x: ``[B, D]``.
+            x: ``[B, *input_shape]``.
             k: samples per example; results are sample-major, ``[k*B, ...]``.
             stop_gradient: treat the samples as constants (wake phases).
             seed: a ``keras.random.SeedGenerator`` to draw from instead of the
@@ -80,7 +87,7 @@ class StochasticHierarchy:
         """``log p(x | h_1)`` and ``log p(h_m | h_{m+1})`` for given samples.
 
         Args:
-            x: ``[N, D]`` data (already repeated to match the samples).
+            x: ``[N, *input_shape]`` data (already repeated to match the samples).
             samples: per layer ``[N, d_m]``.
 
         Returns:
@@ -96,7 +103,7 @@ class StochasticHierarchy:
         return self.observation.log_prob(obs, x), log_p, prior_params
 
     def terms(self, x, k=1, training=False, stop_gradient=False, analytic_kl=None, seed=None):
-        """All log-probability terms for ``x [B, D]`` and ``k`` samples.
+        """All log-probability terms for ``x [B, *input_shape]`` and ``k`` samples.
 
         Returns:
             ``objectives.Terms`` with ``[k, B]`` tensors; ``kl_top`` is the
@@ -107,7 +114,7 @@ class StochasticHierarchy:
         batch = ops.shape(x)[0]
         samples, q_params, log_q = self.recognize(x, k, training, stop_gradient, seed)
         log_px, log_p, prior_params = self.generative_log_probs(
-            ops.tile(x, (k, 1)) if k > 1 else x, samples, training
+            tile_examples(x, k), samples, training
         )
         if analytic_kl is None:
             analytic_kl = self.kl == "analytic"
@@ -129,7 +136,7 @@ class StochasticHierarchy:
         """Ancestral sample ``h_M ~ p(h_M)``, ..., ``x ~ p(x | h_1)``.
 
         Returns:
-            ``(samples, x, obs_params)``: per layer ``[n, d_m]``, ``x [n, D]``
+            ``(samples, x, obs_params)``: per layer ``[n, d_m]``, ``x [n, *input_shape]``
             and the observation parameters.
         """
         seed = self.seed_generator if seed is None else seed
@@ -170,7 +177,7 @@ class StochasticHierarchy:
         """Posterior parameters of the top layer ``q(h_M | .)``.
 
         Args:
-            x: ``[batch, D]``.
+            x: ``[batch, *input_shape]``.
 
         Returns:
             dict: ``{"loc", "scale"}`` (diagonal), ``{"loc", "scale_tril"}``
@@ -183,7 +190,7 @@ class StochasticHierarchy:
         """Observation parameters for top-layer codes ``z [batch, latent_dim]``.
 
         Lower stochastic layers are set to their conditional means. Returns
-        the observation head's parameters plus ``"mean"`` ``[batch, D]``.
+        the observation head's parameters plus ``"mean"`` ``[batch, *input_shape]``.
         """
         h = ops.cast(z, "float32")
         for i in reversed(range(self.num_layers - 1)):
@@ -201,7 +208,7 @@ class StochasticHierarchy:
         return self.recognition_heads[-1].mean(self.encode(x))
 
     def reconstruct(self, x):
-        """Mean of ``p(x | h)`` at the posterior mean of ``h``: ``[batch, D]``."""
+        """Mean of ``p(x | h)`` at the posterior mean of ``h``: ``[batch, *input_shape]``."""
         return self.decode(self.posterior_mean(x))["mean"]
 
     def sample(self, n, seed=None):
@@ -214,7 +221,7 @@ class StochasticHierarchy:
 
         Returns:
             dict with ``"z"`` (top layer, ``[n, latent_dim]``), ``"x"`` (a draw)
-            and ``"x_mean"`` (the mean of ``p(x | h_1)``), ``[n, D]``.
+            and ``"x_mean"`` (the mean of ``p(x | h_1)``), ``[n, *input_shape]``.
         """
         n = whole("n", n, 0)
         if seed is not None:

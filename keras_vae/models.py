@@ -56,6 +56,23 @@ def _serialize(value):
     return value
 
 
+def _input_shape(input_dim, input_shape):
+    """The model's ``input_shape`` from ``input_dim`` and/or ``input_shape`` (they must agree)."""
+    if input_shape is None:
+        if input_dim is None:
+            raise ValueError("Give the shape of one example: input_shape=(28, 28, 1) for images or input_dim=D.")
+        return (whole("input_dim", input_dim, 1),)
+    if isinstance(input_shape, (str, bytes)) or not hasattr(input_shape, "__len__") or not len(input_shape):
+        raise ValueError(f"input_shape must be a non-empty tuple of sizes, e.g. (28, 28, 1), got {input_shape!r}.")
+    shape = tuple(whole("every input_shape size", s, 1) for s in input_shape)
+    if input_dim is not None and whole("input_dim", input_dim, 1) != int(np.prod(shape)):
+        raise ValueError(
+            f"input_dim={input_dim} does not match input_shape={shape} ({int(np.prod(shape))} values); "
+            "give input_shape alone."
+        )
+    return shape
+
+
 def _build(layer, input_shape):
     """Build ``layer`` for ``input_shape`` (once); return its output shape if it has one."""
     if not layer.built:
@@ -70,7 +87,10 @@ class HelmholtzMachine(StochasticHierarchy, Trainer, keras.Model):
     """A Helmholtz machine with M stochastic layers.
 
     Args:
-        input_dim: int, number of columns D of the (flat) data ``x [batch, D]``.
+        input_dim: int, number of columns D of flat data ``x [batch, D]``
+            (the same as ``input_shape=(D,)``). After construction,
+            ``input_dim`` is the number of values of one example,
+            ``prod(input_shape)``.
         latent_dims: sizes of ``h_1..h_M``, bottom to top.
         hidden_dims: per stochastic layer, the hidden widths of the
             deterministic network between ``h_{m-1}`` and ``h_m``; the
@@ -108,6 +128,10 @@ class HelmholtzMachine(StochasticHierarchy, Trainer, keras.Model):
             heads the model builds and the noise of its ``SeedGenerator``:
             the same seed and data give the same training run (up to
             floating-point reduction order). None: both are random.
+        input_shape: shape of one example, e.g. ``(28, 28, 1)`` for
+            images ``x [batch, 28, 28, 1]``; instead of ``input_dim``. The
+            default networks flatten images; ``sample``, ``reconstruct``
+            and ``decode`` return ``[batch, *input_shape]``.
 
     ``fit``/``evaluate`` report nats per example: ``elbo``, ``reconstruction``
     (``E_q log p(x | h_1)``) and ``kl`` with ``elbo = reconstruction - kl``.
@@ -118,7 +142,7 @@ class HelmholtzMachine(StochasticHierarchy, Trainer, keras.Model):
 
     def __init__(
         self,
-        input_dim,
+        input_dim=None,
         latent_dims=(100, 50),
         hidden_dims=(200, 200),
         activation="tanh",
@@ -135,11 +159,13 @@ class HelmholtzMachine(StochasticHierarchy, Trainer, keras.Model):
         recognition_networks=None,
         generative_networks=None,
         seed=None,
+        input_shape=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         # === Config ===
-        self.input_dim = whole("input_dim", input_dim, 1)
+        self.input_shape = _input_shape(input_dim, input_shape)
+        self.input_dim = int(np.prod(self.input_shape))
         if isinstance(latent_dims, (str, bytes)) or not hasattr(latent_dims, "__len__") or not len(latent_dims):
             raise ValueError(f"latent_dims must be a non-empty list of layer sizes, got {latent_dims!r}.")
         self.latent_dims = [whole("every latent size", d, 1) for d in latent_dims]
@@ -186,10 +212,11 @@ class HelmholtzMachine(StochasticHierarchy, Trainer, keras.Model):
                 self.prior = heads.StandardNormalPrior(top, name="prior")
             else:
                 self.prior = heads.BernoulliPrior(top, name="prior")
-            self.observation = heads.get_observation(self.likelihood, self.input_dim)
-        self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
-        self._trackers = {name: keras.metrics.Mean(name=name) for name in self._metric_names()}
-        self.build((None, self.input_dim))
+            self.observation = heads.get_observation(self.likelihood, self.input_shape)
+            self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
+            self._trackers = {name: keras.metrics.Mean(name=name) for name in self._metric_names()}
+            # Heads create their layers when built, for the features they receive.
+            self.build((None, *self.input_shape))
 
     def _check_config(self):
         """Raise ``ValueError`` naming the first setting that cannot be used."""
@@ -221,7 +248,12 @@ class HelmholtzMachine(StochasticHierarchy, Trainer, keras.Model):
             if len(given) != m:
                 raise ValueError(f"{kind}_networks needs {m} networks, got {len(given)}.")
             return list(given)
-        return [networks.mlp(w, self.activation, name=f"{kind}_net_{i}") for i, w in enumerate(widths)]
+        # Images reach the first recognition network, which flattens them.
+        flatten = kind == "recognition" and len(self.input_shape) > 1
+        return [
+            networks.mlp(w, self.activation, name=f"{kind}_net_{i}", flatten=flatten and i == 0)
+            for i, w in enumerate(widths)
+        ]
 
     def _latent_head(self, i, covariance, name):
         if self.latent[i] == "gaussian":
@@ -231,7 +263,7 @@ class HelmholtzMachine(StochasticHierarchy, Trainer, keras.Model):
     def build(self, input_shape):
         if self.built:
             return
-        shape = (None, self.input_dim)
+        shape = (None, *self.input_shape)
         for net, head, dim in zip(self.recognition_networks, self.recognition_heads, self.latent_dims):
             _build(head, _build(net, shape))
             shape = (None, dim)
@@ -256,7 +288,7 @@ class HelmholtzMachine(StochasticHierarchy, Trainer, keras.Model):
     def check_data(self, data):
         """Raise ``ValueError`` naming the problem if ``data`` cannot be modelled.
 
-        Checks: non-empty, shape ``[batch, input_dim]``, finite values and the
+        Checks: non-empty, shape ``[batch, *input_shape]``, finite values and the
         observation model's support (e.g. [0, 1] for Bernoulli).
 
         Returns:
@@ -273,28 +305,44 @@ class HelmholtzMachine(StochasticHierarchy, Trainer, keras.Model):
         if isinstance(data, list) and not all(hasattr(item, "shape") for item in data):
             raise ValueError(
                 f"Got a Python list (of {len(data)} items); pass the examples as one array of shape "
-                f"[batch, {self.input_dim}], e.g. np.asarray(rows, dtype='float32'), or a tf.data.Dataset."
+                f"{self._batch_shape_text()}, e.g. np.asarray(rows, dtype='float32'), or a tf.data.Dataset."
             )
         x = features(data)
         x = np.asarray(keras.ops.convert_to_numpy(x) if not isinstance(x, np.ndarray) else x)
         if x.size == 0:
             raise ValueError(f"The data are empty (shape {x.shape}).")
-        if x.ndim != 2 or x.shape[1] != self.input_dim:
-            raise ValueError(
-                f"Expected data of shape [batch, {self.input_dim}] (flat features), got "
-                f"shape {tuple(x.shape)}. Flatten images, e.g. x.reshape(len(x), -1)."
-            )
+        self.check_shape(x.shape)
         if not np.issubdtype(x.dtype, np.number):
             raise ValueError(f"Data must be numeric, got dtype {x.dtype}.")
         finite = np.isfinite(x)
         if not finite.all():
-            row, col = np.argwhere(~finite)[0]
+            row, *where = (int(i) for i in np.argwhere(~finite)[0])
+            place = f"column {where[0]}" if len(where) == 1 else f"index {tuple(where)}"
             raise ValueError(
                 f"The data contain {int((~finite).sum())} NaN/inf values "
-                f"(first at row {row}, column {col})."
+                f"(first at row {row}, {place})."
             )
         self.observation.check_data(x)
         return x
+
+    def _batch_shape_text(self):
+        return "[batch, " + ", ".join(str(s) for s in self.input_shape) + "]"
+
+    def check_shape(self, shape):
+        """Raise ``ValueError`` unless ``shape`` is ``[batch, *input_shape]`` (saying how to reshape).
+
+        Args:
+            shape: the shape of a batch of data.
+        """
+        shape = tuple(shape)
+        if len(shape) == len(self.input_shape) + 1 and tuple(shape[1:]) == self.input_shape:
+            return
+        flat = len(self.input_shape) == 1
+        hint = "Flatten images, e.g. x.reshape(len(x), -1)." if flat else (
+            f"Reshape the data, e.g. x.reshape((-1, {', '.join(str(s) for s in self.input_shape)}))."
+        )
+        kind = "flat features" if flat else "one example per row"
+        raise ValueError(f"Expected data of shape {self._batch_shape_text()} ({kind}), got shape {shape}. {hint}")
 
     # === Serialisation ===
 
@@ -302,6 +350,7 @@ class HelmholtzMachine(StochasticHierarchy, Trainer, keras.Model):
         config = super().get_config()
         config.update(
             input_dim=self.input_dim,
+            input_shape=list(self.input_shape),
             latent_dims=list(self.latent_dims),
             hidden_dims=[list(h) for h in self.hidden_dims],
             activation=self.activation,
@@ -337,7 +386,8 @@ class VAE(HelmholtzMachine):
     ``M = 1`` case of :class:`HelmholtzMachine` and shares its code.
 
     Args:
-        input_dim: int, number of columns D of ``x [batch, D]``.
+        input_dim: int, number of columns D of ``x [batch, D]`` (or give
+            ``input_shape``).
         latent_dim: size of ``z``.
         hidden_dims: hidden widths of the encoder (the decoder mirrors them).
         activation: hidden activation.
@@ -350,10 +400,15 @@ class VAE(HelmholtzMachine):
         kl_warmup_steps: optimizer steps over which the KL weight rises
             linearly from 0 to ``beta`` (see :class:`HelmholtzMachine`).
         eval_samples: if > 0, ``evaluate`` reports importance-sampled ``log_px``.
-        encoder: optional Keras layer ``x [batch, D] -> features``.
-        decoder: optional Keras layer ``z [batch, latent_dim] -> features``.
+        encoder: optional Keras layer ``x [batch, *input_shape] -> features``.
+        decoder: optional Keras layer ``z [batch, latent_dim] -> features``:
+            flat ``[batch, f]``, or per-pixel ``[batch, H, W, f]`` maps for
+            images (e.g. ``keras_vae.networks.conv_decoder``), from which the
+            observation head predicts each pixel's parameters.
         seed: int or None: the initial weights and the noise (see
             :class:`HelmholtzMachine`).
+        input_shape: shape of one example, e.g. ``(28, 28, 1)``; instead of
+            ``input_dim``.
 
     Example:
         >>> model = keras_vae.VAE(input_dim=64, latent_dim=2)
@@ -361,11 +416,20 @@ class VAE(HelmholtzMachine):
         >>> model.fit(x_train, epochs=10, batch_size=100)
         >>> model.sample(16, seed=0)["x_mean"].shape
         TensorShape([16, 64])
+
+        Images, with a convolutional encoder and a per-pixel decoder:
+
+        >>> model = keras_vae.VAE(
+        ...     input_shape=(28, 28, 1), latent_dim=16,
+        ...     encoder=keras_vae.networks.conv_encoder((28, 28, 1)),
+        ...     decoder=keras_vae.networks.conv_decoder((28, 28, 1)))
+        >>> model.sample(4, seed=0)["x_mean"].shape
+        TensorShape([4, 28, 28, 1])
     """
 
     def __init__(
         self,
-        input_dim,
+        input_dim=None,
         latent_dim=16,
         hidden_dims=(200, 200),
         activation="tanh",
@@ -379,11 +443,13 @@ class VAE(HelmholtzMachine):
         encoder=None,
         decoder=None,
         seed=None,
+        input_shape=None,
         **kwargs,
     ):
         encoder, decoder = _deserialize(encoder), _deserialize(decoder)
         super().__init__(
             input_dim=input_dim,
+            input_shape=input_shape,
             latent_dims=(latent_dim,),
             hidden_dims=(list(hidden_dims),),
             activation=activation,
@@ -407,6 +473,7 @@ class VAE(HelmholtzMachine):
         config = keras.Model.get_config(self)
         config.update(
             input_dim=self.input_dim,
+            input_shape=list(self.input_shape),
             latent_dim=self.latent_dim,
             hidden_dims=list(self.hidden_dims[0]),
             activation=self.activation,

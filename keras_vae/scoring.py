@@ -77,7 +77,7 @@ def scores(model, x, k=DEFAULT_K, seed=0):
 
     Args:
         model: a ``HelmholtzMachine`` or ``VAE``.
-        x: ``[batch, input_dim]`` data, scaled as in training.
+        x: ``[batch, *input_shape]`` data, scaled as in training.
         k: posterior samples per example, >= 1 (fixed when exporting).
         seed: int or integer scalar tensor; the same seed draws the same noise.
 

@@ -314,7 +314,7 @@ class Trainer:
     def fit(self, x=None, y=None, validation_data=None, callbacks=None, **kwargs):
         """``keras.Model.fit`` after checking the data; stops on a NaN loss.
 
-        The data are flat ``[batch, input_dim]`` arrays or a ``tf.data.Dataset``
+        The data are ``[batch, *input_shape]`` arrays or a ``tf.data.Dataset``
         of them (labels, if any, are ignored). Numpy data are checked in full,
         datasets on their first batch. A non-finite loss raises
         ``FloatingPointError`` (see ``keras_vae.callbacks.StopOnNaN``); a

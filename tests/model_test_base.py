@@ -16,7 +16,7 @@ def _numpy(t):
 
 
 class ModelTestBase:
-    """Mixin of model checks; ``x`` is a small float32 ``[n, input_dim]`` array."""
+    """Mixin of model checks; ``x`` is a small float32 ``[n, *input_shape]`` array."""
 
     def run_serialization_test(self, model):
         """``from_config(get_config())`` rebuilds an equal config and equal shapes."""
@@ -57,6 +57,6 @@ class ModelTestBase:
             assert np.isfinite(logs[name]), (name, logs)
         np.testing.assert_allclose(logs["elbo"], logs["reconstruction"] - logs["kl"], rtol=1e-4, atol=1e-3)
         recon = model.predict(x[:7], verbose=0)
-        assert recon.shape == (7, model.input_dim)
+        assert recon.shape == (7, *getattr(model, "input_shape", (model.input_dim,)))
         assert np.all(np.isfinite(recon))
         return history

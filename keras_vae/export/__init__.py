@@ -10,7 +10,7 @@
     model's parameters (e.g. ``logits``/``probs`` for Bernoulli, ``loc``/``scale``
     for Gaussian) and ``mean``. ``z`` is the top stochastic layer ``h_M``;
     lower layers are set to their conditional means.
-  - ``encode``: ``x`` float32 ``[batch, input_dim]`` -> the posterior parameters
+  - ``encode``: ``x`` float32 ``[batch, *input_shape]`` -> the posterior parameters
     of ``h_M`` (``loc`` and ``scale`` or ``scale_tril``; ``logits`` for binary
     units), lower layers at their posterior means.
   - ``sample``: ``num_samples`` int32 and ``seed`` int64 scalars -> ``z`` drawn

@@ -92,7 +92,7 @@ def _check_arguments(model, format, quantize, representative_data, score_k, allo
     if "int8" in quantize and representative_data is None:
         raise ExportError(
             "quantize='int8' calibrates activation ranges on example data: pass representative_data "
-            "(a few hundred training examples, [n, input_dim]; --dataset on the command line)."
+            "(a few hundred training examples, [n, *input_shape]; --dataset on the command line)."
         )
     if isinstance(score_k, bool) or not isinstance(score_k, int) or score_k < 1:
         raise ExportError(f"score_k must be a positive integer, got {score_k!r}.")
@@ -135,7 +135,7 @@ def export_model(
         input_scaling: text for ``metadata.json`` describing how data must be
             scaled before ``encode`` (default: the observation family's support).
         score_k: posterior samples per example of the ``score`` signatures.
-        representative_data: ``[n, input_dim]`` examples (a few hundred
+        representative_data: ``[n, *input_shape]`` examples (a few hundred
             training examples) calibrating ``quantize="int8"``.
 
     Returns:

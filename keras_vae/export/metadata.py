@@ -58,9 +58,10 @@ def build(model, module, input_scaling):
     import keras_vae
 
     observation = _observation_info(model.observation)
+    shape = ", ".join(str(s) for s in model.input_shape)
     obs_outputs = dict(
         observation.pop("outputs"),
-        mean="[batch, input_dim] mean of p(x | h_1) (for categorical columns the most probable class index)",
+        mean=f"[batch, {shape}] mean of p(x | h_1) (for categorical columns the most probable class index)",
     )
     top = model.num_layers
     lower = (
@@ -70,7 +71,7 @@ def build(model, module, input_scaling):
     prior = model.prior.describe()["distribution"]
     posterior = model.recognition_heads[-1].describe()
     k = module.score_k
-    x_doc = f"data [batch, input_dim], scaled as in training: {input_scaling or observation['input_scaling']}"
+    x_doc = f"data [batch, {shape}], scaled as in training: {input_scaling or observation['input_scaling']}"
     score_outputs = {
         "elbo": f"[batch] ELBO per example, (1/k) sum_i log w_i over k = {k} posterior samples (nats)",
         "log_px": f"[batch] importance-sampled log p(x), log (1/k) sum_i w_i, k = {k} (nats; the IWAE bound)",
@@ -78,8 +79,8 @@ def build(model, module, input_scaling):
     ancestral_outputs = {f"h_{m}": f"[n, {model.latent_dims[m - 1]}] the draw of h_{m}" for m in range(1, top)}
     ancestral_outputs.update(
         z=f"[n, latent_dim] the draw of h_{top} ~ p(h_{top})",
-        x="[n, input_dim] the draw of x ~ p(x | h_1)",
-        x_mean="[n, input_dim] the mean of p(x | h_1) at the drawn h_1",
+        x=f"[n, {shape}] the draw of x ~ p(x | h_1)",
+        x_mean=f"[n, {shape}] the mean of p(x | h_1) at the drawn h_1",
     )
     noise_docs = {name: {spec.name: info for spec, info in specs} for name, specs in module.noise_inputs.items()}
     seed = "seed of the draw; the i-th random draw uses the stateless seed [seed, i]"
@@ -103,7 +104,7 @@ def build(model, module, input_scaling):
             f"Generation: z ~ p(h_M) = {prior} drawn with stateless random ops seeded by 'seed' "
             "(same seed, same draw), then decode(z)" + lower + ". Outputs the codes and the decode mean.",
             {"num_samples": "number of samples n >= 0", "seed": "seed of the draw"},
-            {"z": "[n, latent_dim] the sampled codes h_M", "x_mean": "[n, input_dim] decode(z)['mean']"},
+            {"z": "[n, latent_dim] the sampled codes h_M", "x_mean": f"[n, {shape}] decode(z)['mean']"},
         ),
         "score": _signature_info(
             fns["score"],
@@ -142,6 +143,7 @@ def build(model, module, input_scaling):
         "format_version": FORMAT_VERSION,
         "model_class": type(model).__name__,
         "input_dim": model.input_dim,
+        "input_shape": list(model.input_shape),
         "latent_dim": model.latent_dim,
         "latent_dims": list(model.latent_dims),
         "latent_families": list(model.latent),

@@ -139,5 +139,6 @@ def numbered(stem, count):
 
 
 def zeros(width):
-    """A ``[1, width]`` float32 input to probe a head or network with."""
-    return keras.ops.zeros((1, width), dtype="float32")
+    """A ``[1, width]`` (or ``[1, *width]`` for a shape) float32 input to probe a head or network with."""
+    shape = tuple(width) if isinstance(width, (tuple, list)) else (width,)
+    return keras.ops.zeros((1, *shape), dtype="float32")

@@ -2,7 +2,7 @@
 
 - ``decode`` (= ``serving_default``): ``z [batch, latent_dim]`` -> the
   observation parameters and ``mean`` (lower layers at their conditional means);
-- ``encode``: ``x [batch, input_dim]`` -> the posterior parameters of ``h_M``
+- ``encode``: ``x [batch, *input_shape]`` -> the posterior parameters of ``h_M``
   (lower layers at their posterior means);
 - ``sample``: ``num_samples``, ``seed`` -> ``z ~ p(h_M)`` and
   ``x_mean = decode(z)["mean"]``;
@@ -60,7 +60,7 @@ class ServingModule(tf.Module):
         self.score_k = int(score_k)
         spec = tf.TensorSpec
         z_spec = spec([None, model.latent_dim], tf.float32, name="z")
-        x_spec = spec([None, model.input_dim], tf.float32, name="x")
+        x_spec = spec([None, *model.input_shape], tf.float32, name="x")
         n_spec, seed_spec = spec([], tf.int32, name="num_samples"), spec([], tf.int64, name="seed")
 
         # === Deterministic maps ===
@@ -150,7 +150,7 @@ class ServingModule(tf.Module):
 def _score_noise(model, k):
     """Names and docs of the score's draws: one per recognition draw, bottom-up."""
     names, docs = [], []
-    widths = [model.input_dim, *model.latent_dims[:-1]]
+    widths = [tuple(model.input_shape), *model.latent_dims[:-1]]
     for m, (net, head) in enumerate(zip(model.recognition_networks, model.recognition_heads), start=1):
         count = noise.draws_per_head(head, net(noise.zeros(widths[m - 1])))
         names += noise.numbered(f"noise_h{m}", count)

@@ -188,7 +188,7 @@ def calibration_data(module, model, x, batch_size=32, seed=0):
     Args:
         module: the ``ServingModule``.
         model: its model.
-        x: ``[n, input_dim]`` float32 data, scaled as in training.
+        x: ``[n, *input_shape]`` float32 data, scaled as in training.
         batch_size: examples per calibration batch.
         seed: seed of the noise.
 
@@ -196,8 +196,9 @@ def calibration_data(module, model, x, batch_size=32, seed=0):
         signature name -> list of input dicts.
     """
     x = np.asarray(x, np.float32)
-    if x.ndim != 2 or x.shape[1] != model.input_dim or not len(x):
-        raise ValueError(f"representative_data must be [n, {model.input_dim}] with n >= 1, got shape {x.shape}.")
+    if x.shape[1:] != tuple(model.input_shape) or not len(x):
+        shape = ", ".join(str(s) for s in model.input_shape)
+        raise ValueError(f"representative_data must be [n, {shape}] with n >= 1, got shape {x.shape}.")
     rng = np.random.default_rng(seed)
     data = {name: [] for name in ("decode", "encode", "score_from_noise", "ancestral_sample_from_noise")}
     k = module.score_k

@@ -23,6 +23,8 @@ constructor argument and return it from ``get_config``. Observation heads
 (:class:`ObservationHead`) also have ``event_size`` and ``check_data``.
 """
 
+import math
+
 import keras
 import tensorflow as tf
 from keras import ops
@@ -127,16 +129,110 @@ class DistributionHead(keras.layers.Layer):
         return {"family": name, "distribution": name, "parameters": {}}
 
 
+def event_shape_of(event_shape, event_size=None):
+    """The event shape of an observation head as a tuple of positive ints.
+
+    Args:
+        event_shape: an int ``D`` (flat columns, the same as ``(D,)``) or a
+            shape such as ``(28, 28, 1)``; None to use ``event_size``.
+        event_size: the older name of a flat ``event_shape`` (an int).
+
+    Returns:
+        tuple of ints.
+    """
+    if event_shape is None:
+        event_shape = event_size
+    if event_shape is None:
+        raise ValueError("Give the event_shape of the observations, e.g. 784 or (28, 28, 1).")
+    if isinstance(event_shape, (int, float)) or hasattr(event_shape, "__index__"):
+        event_shape = (event_shape,)
+    try:
+        shape = tuple(int(s) for s in event_shape)
+    except (TypeError, ValueError):
+        shape = ()
+    if not shape or any(s < 1 for s in shape) or any(int(s) != s for s in event_shape):
+        raise ValueError(f"event_shape must be a positive int or a tuple of positive ints, got {event_shape!r}.")
+    return shape
+
+
 class ObservationHead(DistributionHead):
-    """Base of observation heads ``p(x | h_1)``; ``event_size`` is the number of x columns.
+    """Base of observation heads ``p(x | h_1)`` over events of ``event_shape``.
+
+    ``event_shape`` is the shape of one example (``(D,)`` for flat columns,
+    ``(H, W, C)`` for images) and ``event_size`` its number of values;
+    ``log_prob`` sums over every event dimension.
+
+    Parameters computed by :meth:`event_dense` / :meth:`event_values` come
+    out shaped ``[batch, *event_shape]`` (plus a trailing axis when a value
+    has several parameters). Flat features ``[batch, f]`` go through one
+    ``Dense`` over all values; spatial features ``[batch, H, W, f]`` whose
+    grid matches the event's (a convolutional decoder) go through a
+    ``Dense`` on the channel axis, a 1x1 convolution: per-pixel parameters
+    with ``f * C`` weights, whatever the image size.
 
     ``describe()`` also returns ``outputs`` (the parameters ``decode`` returns,
     besides ``mean``, with their meaning) and ``input_scaling`` (how data
     must be scaled before ``encode``).
     """
 
+    #: Whether ``log_prob`` is a log probability *mass* (discrete values), so
+    #: that ``-log p(x) / (event_size * ln 2)`` is a code length in bits per
+    #: dimension (evaluation reports it for such heads).
+    discrete = False
+
+    @property
+    def event_axes(self):
+        """The axes of one event in a ``[batch, *event_shape]`` tensor."""
+        return tuple(range(1, 1 + len(self.event_shape)))
+
+    def spatial(self, features_shape):
+        """Whether features of ``features_shape`` are per-pixel maps of the event's grid."""
+        shape = tuple(features_shape)
+        return (
+            len(self.event_shape) >= 2
+            and len(shape) == len(self.event_shape) + 1
+            and tuple(shape[1:-1]) == tuple(self.event_shape[:-1])
+        )
+
+    def event_dense(self, features_shape, per_value=None, name=None):
+        """A built ``Dense`` producing parameters for every value of the event.
+
+        Args:
+            features_shape: the shape of the features the head is called on.
+            per_value: None for one parameter per value, or an int ``K``
+                (e.g. mixture components) for ``K`` per value.
+            name: the layer's name.
+
+        Returns:
+            ``keras.layers.Dense``; apply it with :meth:`event_values`.
+        """
+        k = 1 if per_value is None else int(per_value)
+        if self.spatial(features_shape):
+            units, built = self.event_shape[-1] * k, tuple(features_shape)
+        else:
+            units = self.event_size * k
+            built = (features_shape[0], math.prod(features_shape[1:]))
+        dense = keras.layers.Dense(units, name=name, dtype=self.dtype_policy)
+        dense.build(built)
+        return dense
+
+    def event_values(self, dense, features, per_value=None):
+        """``dense`` (from :meth:`event_dense`) applied to ``features``, as float32.
+
+        Returns:
+            ``[batch, *event_shape]``, or ``[batch, *event_shape, K]`` with
+            ``per_value=K``.
+        """
+        trailing = () if per_value is None else (int(per_value),)
+        if not self.spatial(features.shape) and len(features.shape) > 2:
+            features = ops.reshape(features, (ops.shape(features)[0], -1))
+        out = float32(dense(features))
+        if len(self.event_shape) == 1 and not trailing:
+            return out
+        return ops.reshape(out, (-1,) + tuple(self.event_shape) + trailing)
+
     def check_data(self, x):
-        """Raise ``ValueError`` if numpy ``x [n, event_size]`` is outside the support."""
+        """Raise ``ValueError`` if numpy ``x [n, *event_shape]`` is outside the support."""
 
     def describe(self):
         return dict(super().describe(), input_scaling="as in training", outputs={})

@@ -7,8 +7,9 @@ in notebooks), returns it, and, when ``path`` is given, also saves it as a PNG
 
 The functions consume a duck-typed model with:
 
-- ``model.input_dim`` (flat feature size ``D``) and ``model.latent_dim``
-  (size ``L`` of the top latent layer);
+- ``model.input_dim`` (values per example ``D``), optionally
+  ``model.input_shape`` (the shape of one example, e.g. ``(28, 28, 1)``),
+  and ``model.latent_dim`` (size ``L`` of the top latent layer);
 - ``model.sample(n, seed=None)`` -> dict with ``"x_mean"`` ``[n, D]``;
 - ``model.decode(z)`` with ``z`` ``[n, L]`` float32 -> dict with ``"mean"``
   ``[n, D]``;
@@ -17,10 +18,13 @@ The functions consume a duck-typed model with:
   Gaussian and binary latents both work);
 - ``model.reconstruct(x)`` -> ``[n, D]`` reconstruction mean.
 
-Data are flat ``[n, D]`` arrays; images are recovered with ``image_shape``
-(e.g. ``(8, 8)`` for sklearn digits, ``(28, 28)`` for MNIST). When
-``image_shape`` is None a square shape is inferred if ``D`` is a perfect
-square. Pixel values are clipped to ``[0, 1]`` and drawn in grey.
+Data are flat ``[n, D]`` arrays or ``[n, *input_shape]`` images (flat rows
+are reshaped to the model's ``input_shape``); images are drawn with
+``image_shape`` (e.g. ``(8, 8)`` for sklearn digits, ``(28, 28)`` for MNIST).
+When ``image_shape`` is None, the model's ``input_shape`` is used if it is
+an image shape, else a square shape is inferred if ``D`` is a perfect
+square. Pixel values are clipped to ``[0, 1]`` and drawn grey (1 channel)
+or in colour (3 channels).
 """
 
 from keras_vae.plotting.curves import plot_comparison

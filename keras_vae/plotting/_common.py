@@ -142,10 +142,24 @@ def _show(ax, image):
     ax.imshow(image, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
 
 
+def _model_inputs(model, x):
+    """Data as float32 numpy ``[N, *model.input_shape]`` (flat rows are reshaped)."""
+    x = _to_numpy(x).astype(np.float32)
+    shape = tuple(getattr(model, "input_shape", None) or (-1,))
+    return x.reshape((x.shape[0],) + shape)
+
+
+def _model_image_shape(model, image_shape):
+    """``image_shape``, or the model's ``input_shape`` when that is an image shape."""
+    if image_shape is not None:
+        return image_shape
+    shape = tuple(getattr(model, "input_shape", None) or ())
+    return shape if len(shape) in (2, 3) else None
+
+
 def _encode_loc(model, x):
     """``posterior_mean(x)`` as numpy ``[N, L]``, in chunks of ``_CHUNK``."""
-    x = _to_numpy(x).astype(np.float32)
-    x = x.reshape(x.shape[0], -1)
+    x = _model_inputs(model, x)
     parts = [_to_numpy(model.posterior_mean(x[i:i + _CHUNK]))
              for i in range(0, x.shape[0], _CHUNK)]
     return np.concatenate(parts, axis=0).reshape(x.shape[0], -1)

@@ -10,6 +10,8 @@ from keras_vae.plotting._common import _decode_mean
 from keras_vae.plotting._common import _encode_loc
 from keras_vae.plotting._common import _finish
 from keras_vae.plotting._common import _image_grid_figure
+from keras_vae.plotting._common import _model_image_shape
+from keras_vae.plotting._common import _model_inputs
 from keras_vae.plotting._common import _new_figure
 from keras_vae.plotting._common import _show
 from keras_vae.plotting._common import _to_numpy
@@ -65,7 +67,7 @@ def plot_samples(model, n=64, image_shape=None, seed=0, path=None):
         The ``Figure``.
     """
     x_mean = model.sample(n, seed=seed)["x_mean"]
-    return image_grid(x_mean, image_shape=image_shape,
+    return image_grid(x_mean, image_shape=_model_image_shape(model, image_shape),
                       title="Samples from p(x|z), z ~ p(z)", path=path)
 
 
@@ -86,10 +88,11 @@ def plot_reconstructions(model, x, n=10, image_shape=None, path=None):
         The ``Figure``; the axes of row pair ``b`` are ``fig.axes`` in
         row-major order (inputs first, then reconstructions).
     """
-    x = _to_numpy(x)[:n].astype(np.float32)
-    x = x.reshape(x.shape[0], -1)
+    x = _model_inputs(model, _to_numpy(x)[:n])
     n = x.shape[0]
+    image_shape = _model_image_shape(model, image_shape)
     recon = _to_numpy(model.reconstruct(x)).reshape(n, -1)
+    x = x.reshape(n, -1)
     inputs = _as_images(x, image_shape)
     recons = _as_images(recon, image_shape)
     ncols = min(n, 10)
@@ -145,7 +148,7 @@ def plot_manifold(model, n=20, image_shape=None, path=None):
     q = np.array([normal.inv_cdf(p) for p in np.linspace(0.05, 0.95, n)])
     z1, z2 = np.meshgrid(q, q)  # z1 varies along columns (fastest).
     z = np.stack([z1.ravel(), z2.ravel()], axis=1).astype(np.float32)
-    tiles = _as_images(_decode_mean(model, z), image_shape)
+    tiles = _as_images(_decode_mean(model, z), _model_image_shape(model, image_shape))
     h, w = tiles.shape[1:3]
     tiles = tiles.reshape((n, n) + tiles.shape[1:])  # [i (z2), j (z1), ...]
     tiles = tiles[::-1]  # Largest z2 in the top row.
@@ -217,7 +220,7 @@ def plot_traversal(model, x=None, z=None, dims=None, values=None,
     zs = np.repeat(base[None], len(dims) * values.size, axis=0)
     for r, d in enumerate(dims):
         zs[r * values.size:(r + 1) * values.size, d] = values
-    imgs = _as_images(_decode_mean(model, zs), image_shape)
+    imgs = _as_images(_decode_mean(model, zs), _model_image_shape(model, image_shape))
 
     fig, axes = _image_grid_figure(len(dims), values.size, imgs.shape[1:3],
                                    left=0.6, top=0.75)
