@@ -295,7 +295,8 @@ def budget_line(args, n_train, n_test):
     rates = learning_rates(args)
     if args.schedule == "fast":
         plan = (
-            f"{len(rates)} epochs, learning rate decayed exponentially from {args.lr_start:g} to {args.lr_end:g}"
+            f"the epochs of each row, learning rate decayed exponentially from {args.lr_start:g} to {args.lr_end:g} "
+            "over them"
         )
     else:
         full = " (the paper's full schedule)" if args.passes == 8 and args.batch_size == 20 else ""
@@ -363,6 +364,19 @@ def plot_curve(curve_path, png_path, rows):
     fig.tight_layout()
     fig.savefig(png_path, dpi=120)
     plt.close(fig)
+
+
+def write_tables(rows, args, n_train, n_test, paths):
+    """The markdown table and the learning-curve plot of every row of this schedule; returns the table."""
+    same = [
+        r for r in rows
+        if r["budget"]["schedule"] == args.schedule
+        and all(r["budget"].get(key) == getattr(args, key) for key in ("lr_start", "lr_end", "batch_size", "seed"))
+    ]  # fmt: skip
+    table = markdown(same, args, n_train, n_test)
+    paths["out"].write_text(table)
+    plot_curve(paths["curve"], paths["png"], same)
+    return table
 
 
 def main(argv=None):
@@ -438,20 +452,17 @@ def main(argv=None):
         tmp = paths["json"].with_suffix(".json.tmp")
         tmp.write_text(json.dumps(rows, indent=2))
         os.replace(tmp, paths["json"])
-        mine = [r for r in rows if r.get("budget") == budget]
-        out.write_text(markdown(mine, args, n_train, len(x_test)))
-        plot_curve(paths["curve"], paths["png"], mine)
+        write_tables(rows, args, n_train, len(x_test), paths)
         print(
             f"{name}: test log p(x) {row['test_log_px']:.2f} ± {row['test_log_px_stderr']:.2f} "
             f"(paper {row['paper_log_px']:.2f}), ELBO {row['test_elbo']:.2f}, active units {row['active_units']}, "
             f"train {row['train_seconds'] / 60:.1f} min, eval {row['eval_seconds']:.0f} s",
             flush=True,
         )
-    mine = [r for r in rows if r.get("budget") == budget]
-    if mine:
-        print(markdown(mine, args, n_train, len(x_test)))
+    if rows:
+        print(write_tables(rows, args, n_train, len(x_test), paths))
         print(f"wrote {out}, {paths['json']}, {paths['log']} and {paths['curve']}")
-    return mine
+    return [r for r in rows if r.get("budget") == budget]
 
 
 if __name__ == "__main__":
