@@ -140,6 +140,10 @@ def test_spatial_features_get_a_per_pixel_projection():
         params = head(keras.ops.zeros((2, size, size, 5)))
         assert params["logits"].shape == (2, size, size, 3)
         assert [tuple(w.shape) for w in head.weights] == [(5, 3), (3,)]
+    # A flat event of a flattened image gets the same per-pixel projection.
+    head = heads.BernoulliObservation(64 * 3)
+    assert head(keras.ops.zeros((2, 8, 8, 5)))["logits"].shape == (2, 192)
+    assert [tuple(w.shape) for w in head.weights] == [(5, 3), (3,)]
     # Flat features: one Dense over all values, reshaped.
     head = heads.GaussianObservation((4, 4, 2), scale="per_example")
     assert head(keras.ops.zeros((2, 7)))["scale"].shape == (2, 4, 4, 2)

@@ -165,10 +165,10 @@ class ObservationHead(DistributionHead):
     Parameters computed by :meth:`event_dense` / :meth:`event_values` come
     out shaped ``[batch, *event_shape]`` (plus a trailing axis when a value
     has several parameters). Flat features ``[batch, f]`` go through one
-    ``Dense`` over all values; spatial features ``[batch, H, W, f]`` whose
-    grid matches the event's (a convolutional decoder) go through a
-    ``Dense`` on the channel axis, a 1x1 convolution: per-pixel parameters
-    with ``f * C`` weights, whatever the image size.
+    ``Dense`` over all values; spatial features ``[batch, H, W, f]`` on the
+    event's pixel grid (a convolutional decoder; see :meth:`spatial`) go
+    through a ``Dense`` on the channel axis, a 1x1 convolution: per-pixel
+    parameters with ``f * C`` weights, whatever the image size.
 
     ``describe()`` also returns ``outputs`` (the parameters ``decode`` returns,
     besides ``mean``, with their meaning) and ``input_scaling`` (how data
@@ -186,13 +186,21 @@ class ObservationHead(DistributionHead):
         return tuple(range(1, 1 + len(self.event_shape)))
 
     def spatial(self, features_shape):
-        """Whether features of ``features_shape`` are per-pixel maps of the event's grid."""
+        """Values per pixel when ``features_shape`` is per-pixel maps of the event's grid, else None.
+
+        Features ``[batch, H, W, f]`` are per-pixel maps of an event
+        ``(H, W, C)`` (``C`` values per pixel), or of a flat event of
+        ``H * W * C`` values (a flattened image, row-major).
+        """
         shape = tuple(features_shape)
-        return (
-            len(self.event_shape) >= 2
-            and len(shape) == len(self.event_shape) + 1
-            and tuple(shape[1:-1]) == tuple(self.event_shape[:-1])
-        )
+        if len(shape) < 3:
+            return None
+        if len(shape) == len(self.event_shape) + 1 and tuple(shape[1:-1]) == tuple(self.event_shape[:-1]):
+            return self.event_shape[-1]
+        pixels = math.prod(shape[1:-1])
+        if len(self.event_shape) == 1 and self.event_size % pixels == 0:
+            return self.event_size // pixels
+        return None
 
     def event_dense(self, features_shape, per_value=None, name=None):
         """A built ``Dense`` producing parameters for every value of the event.
@@ -207,8 +215,9 @@ class ObservationHead(DistributionHead):
             ``keras.layers.Dense``; apply it with :meth:`event_values`.
         """
         k = 1 if per_value is None else int(per_value)
-        if self.spatial(features_shape):
-            units, built = self.event_shape[-1] * k, tuple(features_shape)
+        channels = self.spatial(features_shape)
+        if channels:
+            units, built = channels * k, tuple(features_shape)
         else:
             units = self.event_size * k
             built = (features_shape[0], math.prod(features_shape[1:]))
@@ -224,10 +233,10 @@ class ObservationHead(DistributionHead):
             ``per_value=K``.
         """
         trailing = () if per_value is None else (int(per_value),)
-        if not self.spatial(features.shape) and len(features.shape) > 2:
+        if len(features.shape) > 2 and not self.spatial(features.shape):
             features = ops.reshape(features, (ops.shape(features)[0], -1))
         out = float32(dense(features))
-        if len(self.event_shape) == 1 and not trailing:
+        if len(self.event_shape) == 1 and not trailing and len(out.shape) == 2:
             return out
         return ops.reshape(out, (-1,) + tuple(self.event_shape) + trailing)
 
