@@ -213,6 +213,7 @@ def test_01_vae_mnist_runs(tmp_path, monkeypatch):
     assert 0 <= units <= 2
 
 
+@pytest.mark.slow  # runs in CI's slow suite; 01 keeps a notebook in the default one
 def test_02_helmholtz_wake_sleep_runs(tmp_path, monkeypatch):
     _, text, images = _execute("02_helmholtz_wake_sleep.ipynb", tmp_path, monkeypatch)
     _check_data_line(text)
@@ -227,6 +228,7 @@ def test_02_helmholtz_wake_sleep_runs(tmp_path, monkeypatch):
         assert math.isfinite(val)
 
 
+@pytest.mark.slow  # runs in CI's slow suite; 01 keeps a notebook in the default one
 def test_03_export_and_serve_runs(tmp_path, monkeypatch):
     _, text, images = _execute("03_export_and_serve.ipynb", tmp_path, monkeypatch)
     _check_data_line(text)
