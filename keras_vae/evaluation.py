@@ -234,7 +234,7 @@ def _as_array(data, model):
 
 
 def _check_array(model, x):
-    model.check_shape(x.shape)
+    model.check_shape(x.shape, batch="N")
     if len(x) == 0:
         raise ValueError("The data are empty (0 examples).")
     model.check_data(x)

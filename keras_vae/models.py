@@ -325,14 +325,15 @@ class HelmholtzMachine(StochasticHierarchy, Trainer, keras.Model):
         self.observation.check_data(x)
         return x
 
-    def _batch_shape_text(self):
-        return "[batch, " + ", ".join(str(s) for s in self.input_shape) + "]"
+    def _batch_shape_text(self, batch="batch"):
+        return f"[{batch}, " + ", ".join(str(s) for s in self.input_shape) + "]"
 
-    def check_shape(self, shape):
+    def check_shape(self, shape, batch="batch"):
         """Raise ``ValueError`` unless ``shape`` is ``[batch, *input_shape]`` (saying how to reshape).
 
         Args:
             shape: the shape of a batch of data.
+            batch: the name of the batch axis in the message.
         """
         shape = tuple(shape)
         if len(shape) == len(self.input_shape) + 1 and tuple(shape[1:]) == self.input_shape:
@@ -342,7 +343,9 @@ class HelmholtzMachine(StochasticHierarchy, Trainer, keras.Model):
             f"Reshape the data, e.g. x.reshape((-1, {', '.join(str(s) for s in self.input_shape)}))."
         )
         kind = "flat features" if flat else "one example per row"
-        raise ValueError(f"Expected data of shape {self._batch_shape_text()} ({kind}), got shape {shape}. {hint}")
+        raise ValueError(
+            f"Expected data of shape {self._batch_shape_text(batch)} ({kind}), got shape {shape}. {hint}"
+        )
 
     # === Serialisation ===
 
