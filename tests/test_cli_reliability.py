@@ -80,6 +80,7 @@ def test_float_images_in_0_1_are_not_divided_again_and_ambiguous_ones_are_refuse
 
 
 def test_an_offline_download_fails_within_seconds(monkeypatch):
+    monkeypatch.delenv("KERAS_VAE_MNIST_PATH", raising=False)  # no local copy: tensorflow-datasets
     monkeypatch.setattr(datasets, "_reachable", lambda *a, **k: False)
     datasets._cached_arrays.cache_clear()
     with pytest.raises(RuntimeError, match="cannot be reached.*KERAS_VAE_MNIST_PATH"):
