@@ -25,3 +25,19 @@ def binary_digits(digits):
     """The digits binarised once with a fixed seed."""
     rng = np.random.default_rng(0)
     return tuple((rng.random(x.shape) < x).astype("float32") for x in digits)
+
+
+@pytest.fixture(scope="session")
+def trained_vae_path(tmp_path_factory, digits):
+    """A small VAE (64-[16]-2) trained for 3 steps on the digits, saved as ``.keras``: its path."""
+    import keras
+
+    import keras_vae
+
+    keras.utils.set_random_seed(0)
+    model = keras_vae.VAE(64, latent_dim=2, hidden_dims=(16,), seed=0)
+    model.compile(keras.optimizers.Adam(1e-2))
+    model.fit(digits[0][:300], epochs=1, batch_size=100, verbose=0)
+    path = tmp_path_factory.mktemp("trained") / "model.keras"
+    model.save(path)
+    return path

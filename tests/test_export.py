@@ -202,15 +202,9 @@ REPRESENTATIVE = "digits_vae"
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, digits):
+def trained(trained_vae_path):
     """A VAE trained for 3 steps on the 8x8 digits: ``(.keras path, the model reloaded from it)``."""
-    keras.utils.set_random_seed(0)
-    model = keras_vae.VAE(64, latent_dim=2, hidden_dims=(16,), seed=0)
-    model.compile(keras.optimizers.Adam(1e-2))
-    model.fit(digits[0][:300], epochs=1, batch_size=100, verbose=0)
-    path = tmp_path_factory.mktemp("trained") / "model.keras"
-    model.save(path)
-    return path, export.load_model(path)
+    return trained_vae_path, export.load_model(trained_vae_path)
 
 
 @pytest.fixture(scope="module")

@@ -66,14 +66,8 @@ def test_threshold():
 
 
 @pytest.fixture(scope="module")
-def saved_model_path(tmp_path_factory, digits):
-    keras.utils.set_random_seed(0)
-    model = keras_vae.VAE(64, latent_dim=2, hidden_dims=(16,), seed=0)
-    model.compile(keras.optimizers.Adam(1e-2))
-    model.fit(digits[0][:300], epochs=1, batch_size=100, verbose=0)
-    path = tmp_path_factory.mktemp("score") / "model.keras"
-    model.save(path)
-    return path
+def saved_model_path(trained_vae_path):
+    return trained_vae_path
 
 
 def test_cli_score_writes_per_example_scores(saved_model_path, tmp_path, capsys):
