@@ -173,5 +173,5 @@ def test_unknown_options_are_rejected():
         keras_vae.GaussianLatent(2, covariance="banded")
     with pytest.raises(ValueError, match="Unknown likelihood"):
         heads.get_observation("poisson", 3)
-    with pytest.raises(ValueError, match="input_dim"):
+    with pytest.raises(ValueError, match=r"events of shape \(4,\) but the model's input_shape is \(3,\)"):
         heads.get_observation(keras_vae.BernoulliObservation(4), 3)

@@ -16,8 +16,12 @@ BURDA_2LAYER = {
 }
 
 
+BURDA = ("burda_1layer", "burda_2layer")
+
+
 def test_preset_contents():
-    assert presets.PRESETS == {"burda_1layer": BURDA_1LAYER, "burda_2layer": BURDA_2LAYER}
+    assert set(presets.PRESETS) == {"burda_1layer", "burda_2layer", "conv_mnist"}
+    assert {k: presets.PRESETS[k] for k in BURDA} == {"burda_1layer": BURDA_1LAYER, "burda_2layer": BURDA_2LAYER}
     assert presets.get_preset("burda_2layer") == BURDA_2LAYER
 
 
