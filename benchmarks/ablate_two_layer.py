@@ -18,7 +18,8 @@ first ``--eval-images`` test images (``binarize_test``) with
     python benchmarks/ablate_two_layer.py --variants base,torchinit --epochs 30 --seeds 0,1,2 \
         --out benchmarks/results/ablate_two_layer.jsonl
 
-Rows are appended to ``--out`` as JSON lines.
+Rows are appended to ``--out`` as JSON lines; a rerun skips the rows already
+there at the same budget, so a cut batch continues where it stopped.
 """
 import argparse
 import json
@@ -130,8 +131,16 @@ if __name__ == "__main__":
     ap.add_argument("--out", default=str(pathlib.Path(__file__).parent / "results" / "ablate_two_layer.jsonl"))
     a = ap.parse_args()
     _, x_test = cp.load_data(a.eval_images)
+    done = set()
+    if pathlib.Path(a.out).exists():  # resumable: rows already in --out at this budget are skipped
+        for line in open(a.out):
+            r = json.loads(line)
+            done.add((r["variant"], r["seed"], r["epochs"], r.get("k"), r.get("eval_images"), r["layers"]))
     for v in a.variants.split(","):
         for s in [int(x) for x in a.seeds.split(",")]:
+            if (v, s, a.epochs, a.k, len(x_test), a.layers) in done:
+                print(f"skip {v} seed {s}: already in {a.out}", flush=True)
+                continue
             r = run(v, s, a.epochs, x_test, a.k, a.layers)
             print(json.dumps(r), flush=True)
             with open(a.out, "a") as f:

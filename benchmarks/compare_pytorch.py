@@ -22,7 +22,8 @@ Usage (MNIST from ``KERAS_VAE_MNIST_PATH``)::
 
     python benchmarks/compare_pytorch.py --layers 2 --epochs 30 --seeds 0,1,2 --impl both
 
-Rows are appended to ``benchmarks/results/compare_pytorch.json`` (``--out``).
+Rows are appended to ``benchmarks/results/compare_pytorch.json`` (``--out``);
+a rerun skips the rows already there at the same budget and tag.
 """
 
 import argparse
@@ -188,6 +189,9 @@ def run_torch(layers, seed, epochs, x_train, x_test, k, scale="softplus"):
     }
 
 
+KEY_FIELDS = ("impl", "layers", "seed", "epochs", "eval_images", "k", "tag", "torch_scale")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--layers", type=int, choices=(1, 2), default=2)
@@ -217,6 +221,11 @@ def main():
     rows = json.loads(out.read_text()) if out.exists() else []
     for seed in [int(s) for s in args.seeds.split(",")]:
         for impl in impls:
+            key = (impl, args.layers, seed, args.epochs, len(x_test), args.k, args.tag,
+                   args.torch_scale if impl == "torch" else None)  # fmt: skip
+            if any(tuple(r.get(f) for f in KEY_FIELDS) == key for r in rows):
+                print(f"skip {impl} seed {seed}: already in {out} (delete that row to rerun)", flush=True)
+                continue
             if impl == "keras":
                 res = run_keras(args.layers, seed, args.epochs, x_test, args.k, not args.no_global_seed)
             else:
