@@ -44,8 +44,12 @@ setup(
             "nbformat>=5.9",
             "ipykernel>=6.0",
             "ruff>=0.6",
+            "pandas>=2.0",
+            "pyarrow>=14",
         ],
         "export": ["ai-edge-litert>=1.2"],
+        # CSV/Parquet tables (keras_vae.tables); Parquet needs pyarrow.
+        "tables": ["pandas>=2.0", "pyarrow>=14"],
     },
     entry_points={"console_scripts": ["keras-vae=keras_vae.cli:main"]},
     classifiers=[

@@ -6,8 +6,15 @@
 ``KERAS_VAE_FASHION_MNIST_PATH``) or else from tensorflow-datasets. Pixels are
 scaled to [0, 1]; :func:`load` can binarise them statically (once, seeded) or
 dynamically (a fresh Bernoulli draw every epoch, as in Burda et al., 2015).
+
+:func:`load_data` is the one entry for any source: these names, a
+``.npy``/``.npz`` file of any example shape (:mod:`keras_vae.arrays`), a folder
+of images with class subfolders (:mod:`keras_vae.images`), a CSV or Parquet
+table (:mod:`keras_vae.tables`) or any tensorflow-datasets image dataset
+(:mod:`keras_vae.catalog`).
 """
 
+import dataclasses
 import functools
 import os
 import socket
@@ -422,3 +429,214 @@ def load(
 def _bernoulli(probs, seed):
     """One Bernoulli(probs) draw of a whole batch; uniform in [0, 1) so 0 and 1 are exact."""
     return tf.cast(tf.random.stateless_uniform(tf.shape(probs), seed=seed) < probs, tf.float32)
+
+
+# ------------------------------------------------------------ any data source
+
+#: Fraction of the rows of a source without splits (one array, a folder, a table) held out as "test".
+TEST_FRACTION = 0.2
+#: Seed of that split, fixed so that train, evaluate and score see the same rows.
+SPLIT_SEED = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Data:
+    """One split of a data source, ready for a model.
+
+    Attributes:
+        x: float32 ``[N, *input_shape]``: values in [0, 1] for images and
+            arrays, the encoded matrix ``[N, schema.width]`` for a table.
+        y: int32 ``[N]`` labels, or None.
+        kind: ``"named"`` (digits, mnist, fashion_mnist: flat rows),
+            ``"arrays"`` (.npy/.npz), ``"images"`` (a folder or a
+            tensorflow-datasets name) or ``"table"`` (CSV/Parquet).
+        schema: the ``keras_vae.tables.TableSchema`` of a table, else None.
+        class_names: names of the labels (an image folder's subfolders), or None.
+        frame: the split's rows as a ``pandas.DataFrame`` (tables only).
+    """
+
+    x: np.ndarray
+    y: np.ndarray = None
+    kind: str = "arrays"
+    schema: object = None
+    class_names: tuple = None
+    frame: object = None
+
+    @property
+    def input_shape(self):
+        """Shape of one example, ``x.shape[1:]``."""
+        return tuple(self.x.shape[1:])
+
+    @property
+    def image_shape(self):
+        """``(height, width)`` or ``(height, width, channels)`` to draw an example as an image, or None."""
+        if self.kind == "named":
+            return None
+        shape = self.input_shape
+        if len(shape) == 2 or (len(shape) == 3 and shape[-1] in (1, 3)):
+            return shape
+        return None
+
+
+def source_kind(dataset):
+    """What ``dataset`` names: ``"named"``, ``"arrays"``, ``"images"``, ``"table"`` or ``"tfds"``.
+
+    Args:
+        dataset: a name of :data:`DATASETS`, a ``.npy``/``.npz`` file, a
+            folder of images, a ``.csv``/``.tsv``/``.parquet`` table, or a
+            tensorflow-datasets name.
+
+    Returns:
+        str. Decided by the name alone (no file is read).
+
+    Example:
+        >>> source_kind("data/train.csv")
+        'table'
+    """
+    from keras_vae import arrays
+    from keras_vae import tables
+
+    text = os.fspath(dataset)
+    if text in DATASETS:
+        return "named"
+    if tables.is_table_path(text):
+        return "table"
+    if text.lower().endswith(arrays.ARRAY_SUFFIXES):
+        return "arrays"
+    if os.path.isdir(text):
+        return "images"
+    if os.path.exists(text):
+        raise ValueError(
+            f"{text}: unknown data file type; expected .npy, .npz, .csv, .tsv, .parquet, or a folder of images."
+        )
+    return "tfds"
+
+
+def split_rows(n, split, test_fraction=TEST_FRACTION, seed=SPLIT_SEED, source=None):
+    """Row indices of ``split`` in a fixed shuffle of ``n`` rows.
+
+    Args:
+        n: number of rows, >= 2.
+        split: ``"train"`` or ``"test"``.
+        test_fraction: fraction of the rows (at least one) in ``"test"``.
+        seed: seed of the shuffle.
+        source: what the rows come from, named in the error.
+
+    Returns:
+        int array of sorted row indices; the two splits partition ``range(n)``.
+
+    Example:
+        >>> len(split_rows(10, "test"))
+        2
+    """
+    _check_split(split)
+    if n < 2:
+        where = f"{source}: " if source else ""
+        raise ValueError(f"{where}{n} example(s); need at least 2 to hold some out for testing.")
+    order = np.random.default_rng(seed).permutation(n)
+    n_test = min(n - 1, max(1, int(round(n * test_fraction))))
+    return np.sort(order[:n_test] if split == "test" else order[n_test:])
+
+
+def load_data(
+    dataset,
+    split="train",
+    *,
+    data_dir=None,
+    path=None,
+    pixel_scale="auto",
+    image_size=None,
+    color_mode=None,
+    schema=None,
+    limit=None,
+):
+    """One split of any data source: a name, a file, a folder or a tensorflow-datasets name.
+
+    Sources without splits (one array, a folder, a table) are split once,
+    :data:`TEST_FRACTION` of the rows held out as ``"test"`` by a fixed
+    shuffle (:func:`split_rows`), so every call sees the same rows.
+
+    Args:
+        dataset: one of :data:`DATASETS` (flat rows, :func:`load_arrays`);
+            a ``.npy``/``.npz`` file (:mod:`keras_vae.arrays`, values scaled
+            by ``pixel_scale``); a folder of images, class subfolders giving
+            labels (:mod:`keras_vae.images`); a ``.csv``, ``.tsv`` or
+            ``.parquet`` table (:mod:`keras_vae.tables`); or a
+            tensorflow-datasets image dataset name (:mod:`keras_vae.catalog`).
+        split: ``"train"`` or ``"test"``.
+        data_dir: tensorflow-datasets data directory.
+        path: local ``.npz`` of a named dataset (see :func:`load_arrays`).
+        pixel_scale: ``"auto"``, 255 or 1, see :func:`load_arrays`
+            (named datasets and ``.npy``/``.npz`` files).
+        image_size: ``(height, width)`` to resize a folder's images to.
+        color_mode: ``"grayscale"``, ``"rgb"``, ``"rgba"`` or None (a folder's images).
+        schema: a table's ``TableSchema`` (e.g. the one stored with a
+            model); None: inferred from the training rows.
+        limit: keep only the first ``limit`` examples of the split.
+
+    Returns:
+        :class:`Data`.
+
+    Raises:
+        ValueError: a malformed file or folder (the message names the file
+            and what was expected), an unknown name or split.
+        FileNotFoundError: a path that names nothing.
+        RuntimeError: a tensorflow-datasets name that is neither prepared
+            nor downloadable.
+
+    Example:
+        >>> data = load_data("images.npz")          # x_train [N, 32, 32, 3] uint8
+        >>> data.x.shape, data.input_shape
+        ((N, 32, 32, 3), (32, 32, 3))
+        >>> table = load_data("patients.csv", "test")
+        >>> table.schema.decode(table.x).equals(table.frame)
+        True
+    """
+    _check_split(split)
+    if pixel_scale not in PIXEL_SCALES:
+        raise ValueError(f"pixel_scale must be one of {PIXEL_SCALES}, got {pixel_scale!r}.")
+    if limit is not None and (int(limit) != limit or limit < 1):
+        raise ValueError(f"limit must be a positive integer or None, got {limit!r}.")
+    kind = source_kind(dataset)
+    text = os.fspath(dataset)
+    if kind == "named":
+        x, y = load_arrays(text, split, path=path, data_dir=data_dir, pixel_scale=pixel_scale)
+        data = Data(x, y, kind="named")
+    elif kind == "tfds":
+        from keras_vae import catalog
+
+        found = catalog.load_tfds(text, split, data_dir=data_dir, limit=limit)
+        data = Data(found["x"], found["y"], kind="images")
+    elif kind == "arrays":
+        from keras_vae import arrays
+
+        found = arrays.read_arrays(text)
+        found = found[split] if "train" in found else _take(found, split_rows(len(found["x"]), split, source=text))
+        x = found["x"]
+        scale = _pixel_scale(x, text, pixel_scale)
+        data = Data((x.astype(np.float32) / np.float32(scale)), found["y"], kind="arrays")
+    elif kind == "images":
+        from keras_vae import images
+
+        found = images.load_image_folder(text, image_size=image_size, color_mode=color_mode)
+        rows = split_rows(len(found["x"]), split, source=text)
+        y = None if found["y"] is None else found["y"][rows]
+        data = Data(found["x"][rows], y, kind="images", class_names=tuple(found["class_names"]) or None)
+    else:
+        from keras_vae import tables
+
+        frame = tables.read_table(text)
+        if schema is None:
+            train_frame = frame.iloc[split_rows(len(frame), "train", source=text)]
+            schema = tables.TableSchema.infer(train_frame, source=text)
+        part = frame.iloc[split_rows(len(frame), split, source=text)].reset_index(drop=True)
+        data = Data(schema.encode(part), None, kind="table", schema=schema, frame=part)
+    if limit is not None and len(data.x) > limit:
+        frame = None if data.frame is None else data.frame.iloc[:limit]
+        y = None if data.y is None else data.y[:limit]
+        data = dataclasses.replace(data, x=data.x[:limit], y=y, frame=frame)
+    return data
+
+
+def _take(found, rows):
+    return {"x": found["x"][rows], "y": None if found["y"] is None else found["y"][rows]}
