@@ -165,8 +165,9 @@ def _log_weight_fn(model, chunk, jit_compile):
     model_ref = weakref.ref(model)  # The cache must not keep the model alive.
 
     def accumulate(x, n_chunks, k):
+        # x: the model's inputs, [B, *input_shape] or the pair (x, y [B, K]).
         model = model_ref()
-        batch = tf.shape(x)[0]
+        batch = tf.shape(tf.nest.flatten(x)[0])[0]
         neg_inf = tf.fill([batch], tf.constant(-np.inf, tf.float32))
         lse, lse2, total = neg_inf, neg_inf, tf.zeros([batch], tf.float32)
         offsets = tf.range(chunk)
@@ -219,38 +220,67 @@ def _input_shape(model):
     return tuple(getattr(model, "input_shape", None) or (model.input_dim,))
 
 
+def _numpy(value):
+    return np.asarray(keras.ops.convert_to_numpy(value) if tf.is_tensor(value) else value)
+
+
+def _conditional(model):
+    return getattr(model, "condition_dim", None) is not None
+
+
 def _as_array(data, model):
-    """Numpy ``[N, *input_shape]`` float32 from an array-like, or None for a dataset."""
+    """Numpy ``[N, *input_shape]`` float32 from an array-like, or None for a dataset.
+
+    A conditional model's data are ``(x, y)``: the result is the pair of
+    numpy arrays ``(x, y [N, K])`` (``y [K]`` is one condition for every example).
+    """
     if isinstance(data, tf.data.Dataset):
         return None
-    x, _, _ = keras.utils.unpack_x_y_sample_weight(data) if isinstance(data, tuple) else (data, None, None)
-    x = np.asarray(keras.ops.convert_to_numpy(x) if tf.is_tensor(x) else x)
+    x, y, _ = keras.utils.unpack_x_y_sample_weight(data) if isinstance(data, tuple) else (data, None, None)
+    x = _numpy(x)
     if not np.issubdtype(x.dtype, np.number):
         raise ValueError(f"Data must be numeric, got dtype {x.dtype}.")
     x = x.astype(np.float32, copy=False)
     if x.shape == _input_shape(model):
         x = x[None]  # One example.
-    return x
+    if not _conditional(model):
+        return x
+    if y is None:
+        raise ValueError(f"Got x without a condition. {model._condition_hint()}")
+    y = _numpy(y).astype(np.float32)
+    if y.shape == (model.condition_dim,):
+        y = np.broadcast_to(y, (len(x), model.condition_dim))
+    return x, y
 
 
 def _check_array(model, x):
+    x, y = x if isinstance(x, tuple) else (x, None)
     model.check_shape(x.shape, batch="N")
     if len(x) == 0:
         raise ValueError("The data are empty (0 examples).")
-    model.check_data(x)
+    model.check_data(x if y is None else (x, y))
+
+
+def _inputs(batch, start=None, stop=None):
+    """The model inputs ``x`` or ``(x, y)`` of a batch, sliced ``[start:stop]``."""
+    if isinstance(batch, tuple):
+        return tuple(part[start:stop] for part in batch)
+    return batch[start:stop]
 
 
 def _batches(model, data, batch_size, checked=False):
     """Yield numpy ``[b, *input_shape]`` batches (b <= batch_size) of an array or a dataset.
 
+    A conditional model's batches are pairs ``(x [b, ...], y [b, K])``.
     Arrays are checked whole (unless ``checked``), datasets batch by batch.
     """
     x = _as_array(data, model)
     if x is not None:
         if not checked:
             _check_array(model, x)
-        for start in range(0, len(x), batch_size):
-            yield x[start : start + batch_size]
+        n = len(x[0]) if isinstance(x, tuple) else len(x)
+        for start in range(0, n, batch_size):
+            yield _inputs(x, start, start + batch_size)
         return
     spec = data.element_spec
     x_spec = spec[0] if isinstance(spec, tuple) else spec
@@ -261,6 +291,22 @@ def _batches(model, data, batch_size, checked=False):
             f"The dataset must yield x (or (x, y)) with x of shape [batch, {example}] "
             f"or [{example}], got element_spec {spec}."
         )
+    if _conditional(model):
+        if not isinstance(spec, tuple) or len(spec) < 2:
+            raise ValueError(f"The dataset yields x alone (element_spec {spec}). {model._condition_hint()}")
+        ds = data.map(lambda *e: (tf.cast(e[0], tf.float32), tf.cast(e[1], tf.float32)))
+        ds = ds.unbatch() if x_spec.shape.rank == rank + 1 else ds
+        seen = False
+        for x, y in ds.batch(batch_size).as_numpy_iterator():
+            if not seen or x.shape[1:] != _input_shape(model):
+                _check_array(model, (x, y))
+            else:
+                model.check_data((x, y))
+            seen = True
+            yield x, y
+        if not seen:
+            raise ValueError("The dataset is empty: it yields no examples.")
+        return
     ds = data.map(lambda *e: e[0]) if isinstance(spec, tuple) else data
     ds = ds.unbatch() if x_spec.shape.rank == rank + 1 else ds
     seen = False
@@ -310,7 +356,9 @@ def log_likelihood(
     Args:
         model: a ``HelmholtzMachine`` or ``VAE``.
         data: ``[N, *input_shape]`` array-like (or ``(x, y)``), or a ``tf.data.Dataset``
-            of ``x`` or ``(x, ...)`` (batched or not; it is re-batched).
+            of ``x`` or ``(x, ...)`` (batched or not; it is re-batched). For a
+            conditional model (``condition_dim=K``) the pair ``(x, y [N, K])``
+            or a dataset of ``(x, y)``: the estimate is then ``log p(x | y)``.
         k: importance samples per example, >= 1.
         chunk_size: samples per chunk; default ``min(k, 8192 // batch_size)``.
         batch_size: examples per batch (at most N for arrays).
@@ -335,11 +383,11 @@ def log_likelihood(
     if chunk_size is not None:
         chunk_size = _check_positive_int(chunk_size, "chunk_size")
     x = _as_array(data, model)
+    n_known = None if x is None else len(x[0] if isinstance(x, tuple) else x)
     if x is not None:
         _check_array(model, x)
         data = x
-        batch_size = min(batch_size, len(x))  # No padding beyond the data.
-    n_known = None if x is None else len(x)
+        batch_size = min(batch_size, n_known)  # No padding beyond the data.
     if chunk_size is None:
         chunk_size = max(1, _DEFAULT_CHUNK_ROWS // batch_size)
     chunk_size = min(chunk_size, k)
@@ -357,11 +405,13 @@ def log_likelihood(
     n_chunks_t, k_t = tf.constant(n_chunks, tf.int32), tf.constant(k, tf.int32)
     done, running_sum = 0, 0.0
     for batch in _batches(model, data, batch_size, checked=x is not None):
-        b = len(batch)
+        parts = batch if isinstance(batch, tuple) else (batch,)
+        b = len(parts[0])
         if b < batch_size:  # Pad to the traced shape; padded rows are dropped.
-            batch = np.concatenate([batch, np.repeat(batch[-1:], batch_size - b, axis=0)])
+            parts = tuple(np.concatenate([p, np.repeat(p[-1:], batch_size - b, axis=0)]) for p in parts)
+        inputs = tuple(tf.constant(p) for p in parts) if isinstance(batch, tuple) else tf.constant(parts[0])
         with _quiet_retracing():
-            out = fn(tf.constant(batch), n_chunks_t, k_t)
+            out = fn(inputs, n_chunks_t, k_t)
         lse.append(out[0].numpy()[:b])
         lse2.append(out[1].numpy()[:b])
         total.append(out[2].numpy()[:b])
@@ -436,7 +486,8 @@ def active_units(model, data, threshold=0.01, batch_size=1000):
     Args:
         model: a ``HelmholtzMachine`` or ``VAE``.
         data: ``[N, *input_shape]`` array-like or a ``tf.data.Dataset`` (see
-            :func:`log_likelihood`).
+            :func:`log_likelihood`); ``(x, y)`` for a conditional model, whose
+            posterior means are those of ``q(h | x, y)``.
         threshold: activity threshold.
         batch_size: examples per forward pass.
 
@@ -453,7 +504,7 @@ def active_units(model, data, threshold=0.01, batch_size=1000):
             mean = np.asarray(keras.ops.convert_to_numpy(head.mean(params)), np.float64)
             sums[i] += mean.sum(axis=0)
             squares[i] += np.square(mean).sum(axis=0)
-        n += len(batch)
+        n += len(batch[0]) if isinstance(batch, tuple) else len(batch)
     variances = [np.clip(sq / n - np.square(s / n), 0.0, None) for s, sq in zip(sums, squares)]
     return ActiveUnits(
         counts=[int(np.sum(v > threshold)) for v in variances],
@@ -483,7 +534,9 @@ def evaluate_model(
     Args:
         model: a trained ``HelmholtzMachine`` or ``VAE``.
         x: ``[N, *input_shape]`` test data (e.g. statically binarised MNIST test images),
-            or a finite ``tf.data.Dataset`` of them (read once into memory).
+            or a finite ``tf.data.Dataset`` of them (read once into memory);
+            for a conditional model the pair ``(x, y)`` or a dataset of pairs
+            (the metrics are then of ``p(x | y)``).
         k: importance samples of ``log p(x)``.
         seed: seed of all the noise (the model's seed generator is restored).
         batch_size, chunk_size: see :func:`log_likelihood`.
@@ -504,7 +557,11 @@ def evaluate_model(
         :func:`bits_per_dim`.
     """
     if isinstance(x, tf.data.Dataset):
-        x = np.concatenate(list(_batches(model, x, 1000)))
+        batches = list(_batches(model, x, 1000))
+        if _conditional(model):
+            x = tuple(np.concatenate(parts) for parts in zip(*batches))
+        else:
+            x = np.concatenate(batches)
     x = _as_array(x, model)
     _check_array(model, x)
     if not getattr(model, "compiled", False):

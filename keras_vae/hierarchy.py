@@ -11,9 +11,18 @@ its ``seed_generator``:
   ``x ~ p(x | h_1)``;
 - :meth:`terms`: every ``log q`` and ``log p`` for ``k`` samples per example,
   the one input of every objective and of the importance-sampled evaluator.
+
+A conditional model (``condition_dim=K``) models ``q(h | x, y)`` and
+``p(x, h | y)`` for a condition ``y [batch, K]``: every recognition and
+generative network reads ``join_condition(h, y)``, its usual input with ``y``
+appended (a custom bottom encoder reads ``x`` alone and ``y`` joins its
+features); the prior stays ``N(0, I)`` (or the Bernoulli prior). Its inputs
+(what ``terms`` and the objectives receive) are the pair ``(x, y)``; an
+unconditional model's inputs are ``x`` (a pair's ``y`` is ignored).
 """
 
 import keras
+import numpy as np
 import tensorflow_probability as tfp
 from keras import ops
 
@@ -39,6 +48,27 @@ def _tile(params, k):
     }
 
 
+def join_condition(h, condition):
+    """A network's input: ``h`` (flattened) with the condition ``y`` appended; ``h`` when ``y`` is None.
+
+    Args:
+        h: ``[B, d]`` or ``[B, *shape]`` (flattened to ``[B, prod(shape)]``).
+        condition: ``[B, K]`` float condition, or None.
+
+    Returns:
+        ``[B, d + K]``.
+
+    Example:
+        >>> join_condition(ops.zeros((2, 3)), ops.ones((2, 10))).shape
+        TensorShape([2, 13])
+    """
+    if condition is None:
+        return h
+    if len(h.shape) > 2:
+        h = ops.reshape(h, (-1, int(np.prod(h.shape[1:]))))
+    return ops.concatenate([h, ops.cast(condition, h.dtype)], axis=-1)
+
+
 class StochasticHierarchy:
     """Recognition and generative passes, terms, encoding, decoding and sampling."""
 
@@ -52,8 +82,91 @@ class StochasticHierarchy:
         """Number of stochastic layers M."""
         return len(self.latent_dims)
 
-    def recognize(self, x, k=1, training=False, stop_gradient=False, seed=None):
-        """Sample ``h ~ q(h | x)`` with ``k`` samples per example.
+    # === Conditions ===
+
+    def _condition_hint(self):
+        return (
+            f"This model is conditional (condition_dim={self.condition_dim}): give the condition y "
+            f"[batch, {self.condition_dim}] with the data, as fit((x, y)), a tf.data.Dataset of (x, y) "
+            "pairs, or condition=y."
+        )
+
+    def split_inputs(self, inputs):
+        """``(x, condition)`` of the model's inputs.
+
+        Args:
+            inputs: ``x`` or a pair ``(x, y)``. A conditional model needs the
+                pair; an unconditional one ignores its ``y``.
+
+        Returns:
+            ``(x, condition)``, ``condition`` a float32 ``[B, K]`` tensor or None.
+
+        Raises:
+            ValueError: a conditional model without ``y``, or ``y`` not ``[B, K]``.
+        """
+        x, y = inputs, None
+        if isinstance(inputs, (tuple, list)):
+            x, y = inputs[0], (inputs[1] if len(inputs) > 1 else None)
+        if self.condition_dim is None:
+            return x, None
+        if y is None:
+            raise ValueError(f"Got x without a condition. {self._condition_hint()}")
+        return x, self.check_condition(y, ops.shape(x)[0])
+
+    def check_condition(self, condition, batch=None):
+        """The condition as float32 ``[batch, K]``, or None for an unconditional model.
+
+        Args:
+            condition: ``[K]`` (one condition for every example, broadcast to
+                ``batch``) or ``[batch, K]``; None for an unconditional model.
+            batch: the number of examples, when ``condition`` is ``[K]``.
+
+        Raises:
+            ValueError: a missing condition, a condition given to an
+                unconditional model, or a shape other than ``[K]``/``[batch, K]``.
+        """
+        if self.condition_dim is None:
+            if condition is not None:
+                raise ValueError(
+                    "This model is not conditional (condition_dim=None) and takes no condition; "
+                    "build it with condition_dim=K to model p(x | y)."
+                )
+            return None
+        if condition is None:
+            raise ValueError(f"Missing condition. {self._condition_hint()}")
+        condition = ops.cast(ops.convert_to_tensor(condition), "float32")
+        k = self.condition_dim
+        if len(condition.shape) == 1 and condition.shape[0] == k and batch is not None:
+            condition = ops.broadcast_to(condition[None], (batch, k))
+        rows = condition.shape[0] if len(condition.shape) == 2 else None
+        if isinstance(batch, int) and isinstance(rows, int) and rows != batch:
+            raise ValueError(f"The condition has {rows} rows for {batch} examples; give [{batch}, {k}] or [{k}].")
+        if len(condition.shape) != 2 or condition.shape[-1] != k:
+            raise ValueError(
+                f"The condition must have shape [batch, {k}] (condition_dim={k}) or [{k}], "
+                f"got shape {tuple(condition.shape)}. One-hot labels: keras.utils.to_categorical(labels, {k})."
+            )
+        return condition
+
+    def _net(self, net, h, condition, training):
+        """``net`` applied to ``h`` joined with the condition."""
+        return net(join_condition(h, condition), training=training)
+
+    def _bottom(self, x, condition, training):
+        """Features of the bottom recognition network for ``q(h_1 | x, y)``.
+
+        The model's own network reads the flattened ``x`` with ``y``; a custom
+        encoder (which may expect images) reads ``x`` and ``y`` joins its features.
+        """
+        net = self.recognition_networks[0]
+        if self._condition_joins_features:
+            return join_condition(net(x, training=training), condition)
+        return self._net(net, x, condition, training)
+
+    # === Passes ===
+
+    def recognize(self, x, k=1, training=False, stop_gradient=False, seed=None, condition=None):
+        """Sample ``h ~ q(h | x)`` (``q(h | x, y)``) with ``k`` samples per example.
 
         Args:
             x: ``[B, *input_shape]``.
@@ -61,6 +174,7 @@ class StochasticHierarchy:
             stop_gradient: treat the samples as constants (wake phases).
             seed: a ``keras.random.SeedGenerator`` to draw from instead of the
                 model's own (e.g. for reproducible evaluation).
+            condition: ``[B, K]`` condition of a conditional model, else None.
 
         Returns:
             ``(samples, params, log_q)``: per layer, ``[k*B, d_m]`` samples,
@@ -69,11 +183,13 @@ class StochasticHierarchy:
         seed = self.seed_generator if seed is None else seed
         samples, params, log_q = [], [], []
         h = x
+        tiled = None if condition is None else tile_examples(condition, k)
         for i, (net, head) in enumerate(zip(self.recognition_networks, self.recognition_heads)):
-            p = head(net(h, training=training))
             if i == 0:
                 # q(h_1 | x) is the same for the k copies of x: compute it once.
-                p = _tile(p, k)
+                p = _tile(head(self._bottom(h, condition, training)), k)
+            else:
+                p = head(self._net(net, h, tiled, training))
             z = head.sample(p, seed)
             if stop_gradient:
                 z = ops.stop_gradient(z)
@@ -83,12 +199,13 @@ class StochasticHierarchy:
             h = z
         return samples, params, log_q
 
-    def generative_log_probs(self, x, samples, training=False):
+    def generative_log_probs(self, x, samples, training=False, condition=None):
         """``log p(x | h_1)`` and ``log p(h_m | h_{m+1})`` for given samples.
 
         Args:
             x: ``[N, *input_shape]`` data (already repeated to match the samples).
             samples: per layer ``[N, d_m]``.
+            condition: ``[N, K]`` (repeated like ``x``) or None.
 
         Returns:
             ``(log_px [N], log_p list of [N], prior_params)``.
@@ -97,24 +214,29 @@ class StochasticHierarchy:
         log_p = [None] * self.num_layers
         log_p[-1] = self.prior.log_prob(prior_params, samples[-1])
         for i, head in enumerate(self.generative_heads):
-            p = head(self.generative_networks[i + 1](samples[i + 1], training=training))
+            p = head(self._net(self.generative_networks[i + 1], samples[i + 1], condition, training))
             log_p[i] = head.log_prob(p, samples[i])
-        obs = self.observation(self.generative_networks[0](samples[0], training=training))
+        obs = self.observation(self._net(self.generative_networks[0], samples[0], condition, training))
         return self.observation.log_prob(obs, x), log_p, prior_params
 
     def terms(self, x, k=1, training=False, stop_gradient=False, analytic_kl=None, seed=None):
-        """All log-probability terms for ``x [B, *input_shape]`` and ``k`` samples.
+        """All log-probability terms for ``k`` samples per example.
+
+        Args:
+            x: the inputs: ``x [B, *input_shape]``, or ``(x, y)`` with
+                ``y [B, K]`` for a conditional model.
 
         Returns:
             ``objectives.Terms`` with ``[k, B]`` tensors; ``kl_top`` is the
             analytic top-layer KL when ``analytic_kl`` (default: ``kl ==
             "analytic"``), else None. ``seed`` is passed to ``recognize``.
         """
+        x, condition = self.split_inputs(x)
         x = ops.cast(x, "float32")
         batch = ops.shape(x)[0]
-        samples, q_params, log_q = self.recognize(x, k, training, stop_gradient, seed)
+        samples, q_params, log_q = self.recognize(x, k, training, stop_gradient, seed, condition)
         log_px, log_p, prior_params = self.generative_log_probs(
-            tile_examples(x, k), samples, training
+            tile_examples(x, k), samples, training, None if condition is None else tile_examples(condition, k)
         )
         if analytic_kl is None:
             analytic_kl = self.kl == "analytic"
@@ -132,8 +254,12 @@ class StochasticHierarchy:
             kl_top=shape(kl_top),
         )
 
-    def dream(self, n, seed=None, training=False):
-        """Ancestral sample ``h_M ~ p(h_M)``, ..., ``x ~ p(x | h_1)``.
+    def dream(self, n, seed=None, training=False, condition=None):
+        """Ancestral sample ``h_M ~ p(h_M)``, ..., ``x ~ p(x | h_1)`` (given ``y``).
+
+        Args:
+            n: number of samples.
+            condition: ``[n, K]`` condition of a conditional model, else None.
 
         Returns:
             ``(samples, x, obs_params)``: per layer ``[n, d_m]``, ``x [n, *input_shape]``
@@ -145,90 +271,127 @@ class StochasticHierarchy:
         samples = [h]
         for i in reversed(range(self.num_layers - 1)):
             head = self.generative_heads[i]
-            h = head.sample(head(self.generative_networks[i + 1](h, training=training)), seed)
+            h = head.sample(head(self._net(self.generative_networks[i + 1], h, condition, training)), seed)
             samples.insert(0, h)
-        obs = self.observation(self.generative_networks[0](h, training=training))
+        obs = self.observation(self._net(self.generative_networks[0], h, condition, training))
         return samples, self.observation.sample(obs, seed), obs
 
-    def recognition_log_probs(self, x, samples, training=False):
+    def recognition_log_probs(self, x, samples, training=False, condition=None):
         """``log q(h_m | h_{m-1})`` for given samples (e.g. a dream): list of ``[N]``."""
         log_q, h = [], x
-        for net, head, z in zip(self.recognition_networks, self.recognition_heads, samples):
-            log_q.append(head.log_prob(head(net(h, training=training)), z))
+        for i, (net, head, z) in enumerate(zip(self.recognition_networks, self.recognition_heads, samples)):
+            features = self._bottom(h, condition, training) if i == 0 else self._net(net, h, condition, training)
+            log_q.append(head.log_prob(head(features), z))
             h = z
         return log_q
 
     # === Inference API ===
 
-    def recognition_params(self, x):
+    def recognition_params(self, x, condition=None):
         """Posterior parameters of every layer along the mean path.
 
         ``h_m`` is set to the mean of ``q(h_m | h_{m-1})`` before computing the
         next layer. Returns a list of M parameter dicts.
+
+        Args:
+            x: ``[batch, *input_shape]``, or the pair ``(x, y)``.
+            condition: ``[batch, K]`` or ``[K]`` condition of a conditional
+                model (instead of the pair).
         """
-        params, h = [], ops.cast(x, "float32")
-        for net, head in zip(self.recognition_networks, self.recognition_heads):
-            p = head(net(h))
+        x, condition = self._with_condition(x, condition)
+        params, h = [], x
+        for i, (net, head) in enumerate(zip(self.recognition_networks, self.recognition_heads)):
+            p = head(self._bottom(h, condition, False) if i == 0 else self._net(net, h, condition, False))
             params.append(p)
             h = head.mean(p)
         return params
 
-    def encode(self, x):
+    def _with_condition(self, x, condition):
+        """``(x float32, condition)`` from ``x`` or ``(x, y)`` and an optional ``condition``."""
+        if condition is not None or not isinstance(x, (tuple, list)):
+            x = ops.cast(x[0] if isinstance(x, (tuple, list)) else x, "float32")
+            return x, self.check_condition(condition, ops.shape(x)[0])
+        x, condition = self.split_inputs(x)
+        return ops.cast(x, "float32"), condition
+
+    def encode(self, x, condition=None):
         """Posterior parameters of the top layer ``q(h_M | .)``.
 
         Args:
             x: ``[batch, *input_shape]``.
+            condition: ``[batch, K]`` or ``[K]``; required by (and only by)
+                a conditional model.
 
         Returns:
             dict: ``{"loc", "scale"}`` (diagonal), ``{"loc", "scale_tril"}``
             (full covariance) or ``{"logits"}`` (Bernoulli), each
             ``[batch, latent_dim(, latent_dim)]``. Lower layers use their means.
         """
-        return self.recognition_params(x)[-1]
+        return self.recognition_params(x, condition)[-1]
 
-    def decode(self, z):
+    def decode(self, z, condition=None):
         """Observation parameters for top-layer codes ``z [batch, latent_dim]``.
 
-        Lower stochastic layers are set to their conditional means. Returns
-        the observation head's parameters plus ``"mean"`` ``[batch, *input_shape]``.
+        Lower stochastic layers are set to their conditional means.
+
+        Args:
+            z: ``[batch, latent_dim]``.
+            condition: ``[batch, K]`` or ``[K]``; required by (and only by)
+                a conditional model.
+
+        Returns:
+            the observation head's parameters plus ``"mean"`` ``[batch, *input_shape]``.
         """
         h = ops.cast(z, "float32")
+        condition = self.check_condition(condition, ops.shape(h)[0])
         for i in reversed(range(self.num_layers - 1)):
             head = self.generative_heads[i]
-            h = head.mean(head(self.generative_networks[i + 1](h)))
-        obs = self.observation(self.generative_networks[0](h))
+            h = head.mean(head(self._net(self.generative_networks[i + 1], h, condition, False)))
+        obs = self.observation(self._net(self.generative_networks[0], h, condition, False))
         return self.observation.decode_outputs(obs)
 
-    def posterior_mean(self, x):
+    def posterior_mean(self, x, condition=None):
         """Mean of the top layer's posterior ``q(h_M | .)``, ``[batch, latent_dim]``.
 
         Lower layers are set to their posterior means. For Gaussian layers it
         is ``encode(x)["loc"]``; for binary units the firing probabilities.
+        ``condition``: as for :meth:`encode`.
         """
-        return self.recognition_heads[-1].mean(self.encode(x))
+        return self.recognition_heads[-1].mean(self.encode(x, condition))
 
-    def reconstruct(self, x):
-        """Mean of ``p(x | h)`` at the posterior mean of ``h``: ``[batch, *input_shape]``."""
-        return self.decode(self.posterior_mean(x))["mean"]
+    def reconstruct(self, x, condition=None):
+        """Mean of ``p(x | h)`` at the posterior mean of ``h``: ``[batch, *input_shape]``.
 
-    def sample(self, n, seed=None):
-        """Generate ``n`` examples: ``z ~ p(z)`` then ``x ~ p(x | z)``.
+        ``x`` may be the pair ``(x, y)`` of a conditional model, or give ``condition``.
+        """
+        x, condition = self._with_condition(x, condition)
+        return self.decode(self.posterior_mean(x, condition), condition)["mean"]
+
+    def sample(self, n, seed=None, condition=None):
+        """Generate ``n`` examples: ``z ~ p(z)`` then ``x ~ p(x | z)`` (``p(x | z, y)``).
 
         Args:
             n: number of samples.
             seed: int for reproducible draws, or None to use the model's
                 seed generator.
+            condition: for a conditional model, ``[K]`` (one condition for
+                all ``n``) or ``[n, K]``.
 
         Returns:
             dict with ``"z"`` (top layer, ``[n, latent_dim]``), ``"x"`` (a draw)
             and ``"x_mean"`` (the mean of ``p(x | h_1)``), ``[n, *input_shape]``.
+
+        Example:
+            >>> model.sample(10, condition=keras.ops.eye(10), seed=0)["x_mean"].shape  # one per class
+            TensorShape([10, 784])
         """
         n = whole("n", n, 0)
+        condition = self.check_condition(condition, n)
         if seed is not None:
             seed = keras.random.SeedGenerator(seed)
-        samples, x, obs = self.dream(n, seed=seed)
+        samples, x, obs = self.dream(n, seed=seed, condition=condition)
         return {"z": samples[-1], "x": x, "x_mean": self.observation.mean(obs)}
 
     def call(self, x):
-        """Reconstruction mean, so ``predict`` returns reconstructions."""
+        """Reconstruction mean, so ``predict`` returns reconstructions (``x`` or ``(x, y)``)."""
         return self.reconstruct(x)

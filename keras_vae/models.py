@@ -132,6 +132,18 @@ class HelmholtzMachine(StochasticHierarchy, Trainer, keras.Model):
             images ``x [batch, 28, 28, 1]``; instead of ``input_dim``. The
             default networks flatten images; ``sample``, ``reconstruct``
             and ``decode`` return ``[batch, *input_shape]``.
+        condition_dim: int K or None. With K, a conditional model of
+            ``p(x, h | y)`` and ``q(h | x, y)`` for a float condition
+            ``y [batch, K]`` (one-hot labels or any features): every
+            recognition and generative network reads its input with ``y``
+            appended (the bottom recognition network the flattened ``x``
+            with ``y``; a custom ``recognition_networks[0]`` reads ``x``
+            alone and ``y`` joins its output features). The prior stays ``N(0, I)`` (or
+            the Bernoulli prior): it does not depend on ``y``. Data are
+            pairs: ``fit((x, y))`` or a ``tf.data.Dataset`` of ``(x, y)``;
+            ``sample``, ``encode``, ``decode``, ``reconstruct`` and
+            ``posterior_mean`` take ``condition=y``. None (default): an
+            unconditional model, which ignores the ``y`` of ``(x, y)`` data.
 
     ``fit``/``evaluate`` report nats per example: ``elbo``, ``reconstruction``
     (``E_q log p(x | h_1)``) and ``kl`` with ``elbo = reconstruction - kl``.
@@ -160,6 +172,7 @@ class HelmholtzMachine(StochasticHierarchy, Trainer, keras.Model):
         generative_networks=None,
         seed=None,
         input_shape=None,
+        condition_dim=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -191,6 +204,7 @@ class HelmholtzMachine(StochasticHierarchy, Trainer, keras.Model):
         self.sleep_q = bool(sleep_q)
         self.eval_samples = whole("eval_samples", eval_samples, 0)
         self.seed = seed
+        self.condition_dim = None if condition_dim is None else whole("condition_dim", condition_dim, 1)
         self._check_config()
         self.kl_warmup_steps = int(kl_warmup_steps)
 
@@ -205,6 +219,9 @@ class HelmholtzMachine(StochasticHierarchy, Trainer, keras.Model):
                 [list(reversed(h)) for h in self.hidden_dims],
                 "generative",
             )
+            # The model's bottom recognition network reads flattened x with y
+            # appended; a custom encoder reads x alone and y joins its features.
+            self._condition_joins_features = recognition_networks is not None
             self.recognition_heads = [self._latent_head(i, self.covariance, f"q{i + 1}") for i in range(m)]
             self.generative_heads = [self._latent_head(i, "diag", f"p{i + 1}") for i in range(m - 1)]
             top = self.latent_dims[-1]
@@ -260,16 +277,26 @@ class HelmholtzMachine(StochasticHierarchy, Trainer, keras.Model):
             return heads.GaussianLatent(self.latent_dims[i], covariance=covariance, name=name)
         return heads.BernoulliLatent(self.latent_dims[i], name=name)
 
+    def _joined_shape(self, shape):
+        """The shape of ``join_condition(h, y)`` for ``h`` of ``shape``."""
+        if self.condition_dim is None:
+            return shape
+        return (None, int(np.prod(shape[1:])) + self.condition_dim)
+
     def build(self, input_shape):
         if self.built:
             return
         shape = (None, *self.input_shape)
-        for net, head, dim in zip(self.recognition_networks, self.recognition_heads, self.latent_dims):
-            _build(head, _build(net, shape))
+        for i, (net, head, dim) in enumerate(zip(self.recognition_networks, self.recognition_heads, self.latent_dims)):
+            if i == 0 and self._condition_joins_features:
+                _build(head, self._joined_shape(_build(net, shape)))
+            else:
+                _build(head, _build(net, self._joined_shape(shape)))
             shape = (None, dim)
-        _build(self.observation, _build(self.generative_networks[0], (None, self.latent_dims[0])))
+        latent_shape = [self._joined_shape((None, d)) for d in self.latent_dims]
+        _build(self.observation, _build(self.generative_networks[0], latent_shape[0]))
         for i, head in enumerate(self.generative_heads):
-            _build(head, _build(self.generative_networks[i + 1], (None, self.latent_dims[i + 1])))
+            _build(head, _build(self.generative_networks[i + 1], latent_shape[i + 1]))
         _build(self.prior, (None, self.latent_dims[-1]))
         self.built = True
 
@@ -289,11 +316,14 @@ class HelmholtzMachine(StochasticHierarchy, Trainer, keras.Model):
         """Raise ``ValueError`` naming the problem if ``data`` cannot be modelled.
 
         Checks: non-empty, shape ``[batch, *input_shape]``, finite values and the
-        observation model's support (e.g. [0, 1] for Bernoulli).
+        observation model's support (e.g. [0, 1] for Bernoulli); for a
+        conditional model also that ``data`` holds a finite condition
+        ``y [batch, condition_dim]`` beside ``x``.
 
         Returns:
             The checked examples as a numpy array (a dataset's first batch),
-            or None for generators and ``PyDataset``s, which Keras checks.
+            or None for generators and ``PyDataset``s, which Keras checks, and
+            for conditional models (whose checks need the condition).
         """
         if isinstance(data, tf.data.Dataset):
             first = next(iter(data.take(1)), None)
@@ -307,7 +337,18 @@ class HelmholtzMachine(StochasticHierarchy, Trainer, keras.Model):
                 f"Got a Python list (of {len(data)} items); pass the examples as one array of shape "
                 f"{self._batch_shape_text()}, e.g. np.asarray(rows, dtype='float32'), or a tf.data.Dataset."
             )
+        if self.condition_dim is not None:
+            if not isinstance(data, (tuple, list)) or len(data) < 2 or data[1] is None:
+                raise ValueError(f"Got x without a condition. {self._condition_hint()}")
+            self._check_condition_data(self._check_examples(data[0]), data[1])
+            return None
         x = features(data)
+        if isinstance(x, (tuple, list)) and x and hasattr(x[0], "shape"):
+            x = x[0]  # fit((x, y)): Keras's x is the pair; the labels are ignored.
+        return self._check_examples(x)
+
+    def _check_examples(self, x):
+        """``check_data``'s checks of the examples ``x``; returns them as numpy."""
         x = np.asarray(keras.ops.convert_to_numpy(x) if not isinstance(x, np.ndarray) else x)
         if x.size == 0:
             raise ValueError(f"The data are empty (shape {x.shape}).")
@@ -324,6 +365,55 @@ class HelmholtzMachine(StochasticHierarchy, Trainer, keras.Model):
             )
         self.observation.check_data(x)
         return x
+
+    def _check_condition_data(self, x, y):
+        """Raise ``ValueError`` unless ``y`` is a finite ``[len(x), condition_dim]`` condition."""
+        dim = self.condition_dim
+        y = np.asarray(keras.ops.convert_to_numpy(y) if not isinstance(y, np.ndarray) else y)
+        if not np.issubdtype(y.dtype, np.number) or y.shape != (len(x), dim):
+            raise ValueError(
+                f"The condition y must be numeric of shape [{len(x)}, {dim}] (condition_dim={dim}, one row "
+                f"per example), got shape {y.shape} and dtype {y.dtype}. One-hot labels: "
+                f"keras.utils.to_categorical(labels, {dim})."
+            )
+        if not np.isfinite(y).all():
+            raise ValueError(f"The condition y contains {int((~np.isfinite(y)).sum())} NaN/inf values.")
+
+    def _step_data(self, data):
+        """The batch as ``(inputs,)``: ``inputs`` is ``x``, or ``(x, y)`` for a conditional model.
+
+        Keras gives ``fit((x, y))``'s batches as ``((x, y),)`` and a dataset's
+        as ``(x, y)``; both become the model's inputs.
+        """
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        if isinstance(x, (tuple, list)):
+            x, y = x[0], (x[1] if len(x) > 1 else None)
+        return ((x, y) if self.condition_dim is not None else x,)
+
+    def train_step(self, data):
+        return super().train_step(self._step_data(data))
+
+    def test_step(self, data):
+        return super().test_step(self._step_data(data))
+
+    def predict_step(self, data):
+        return self(self._step_data(data)[0])
+
+    def make_train_function(self, force=False):
+        if self.condition_dim is None:
+            return super().make_train_function(force)
+        # The fused multi-step XLA loop stacks x alone: a conditional model runs Keras's loop.
+        return keras.Model.make_train_function(self, force)
+
+    def fit(self, x=None, y=None, **kwargs):
+        if self.condition_dim is not None and y is not None and not isinstance(x, tf.data.Dataset):
+            x, y = (x, y), None  # fit(x, y): the condition is y.
+        return super().fit(x, y, **kwargs)
+
+    def evaluate(self, x=None, y=None, **kwargs):
+        if self.condition_dim is not None and y is not None and not isinstance(x, tf.data.Dataset):
+            x, y = (x, y), None
+        return super().evaluate(x, y, **kwargs)
 
     def _batch_shape_text(self, batch="batch"):
         return f"[{batch}, " + ", ".join(str(s) for s in self.input_shape) + "]"
@@ -370,6 +460,7 @@ class HelmholtzMachine(StochasticHierarchy, Trainer, keras.Model):
             recognition_networks=self._user_networks(self.recognition_networks, "recognition"),
             generative_networks=self._user_networks(self.generative_networks, "generative"),
             seed=self.seed,
+            condition_dim=self.condition_dim,
         )
         return config
 
@@ -412,6 +503,9 @@ class VAE(HelmholtzMachine):
             :class:`HelmholtzMachine`).
         input_shape: shape of one example, e.g. ``(28, 28, 1)``; instead of
             ``input_dim``.
+        condition_dim: int K or None: a conditional VAE ``q(z | x, y)``,
+            ``p(x | z, y)`` with ``p(z) = N(0, I)`` for a condition
+            ``y [batch, K]`` (see :class:`HelmholtzMachine`).
 
     Example:
         >>> model = keras_vae.VAE(input_dim=64, latent_dim=2)
@@ -428,6 +522,14 @@ class VAE(HelmholtzMachine):
         ...     decoder=keras_vae.networks.conv_decoder((28, 28, 1)))
         >>> model.sample(4, seed=0)["x_mean"].shape
         TensorShape([4, 28, 28, 1])
+
+        Conditional on one-hot labels ``y [batch, 10]``:
+
+        >>> model = keras_vae.VAE(input_dim=784, latent_dim=16, condition_dim=10)
+        >>> model.compile(keras.optimizers.Adam(1e-3))
+        >>> model.fit((x_train, keras.utils.to_categorical(labels, 10)), epochs=10, batch_size=100)
+        >>> model.sample(10, condition=keras.ops.eye(10), seed=0)["x_mean"].shape  # one per class
+        TensorShape([10, 784])
     """
 
     def __init__(
@@ -447,6 +549,7 @@ class VAE(HelmholtzMachine):
         decoder=None,
         seed=None,
         input_shape=None,
+        condition_dim=None,
         **kwargs,
     ):
         encoder, decoder = _deserialize(encoder), _deserialize(decoder)
@@ -467,6 +570,7 @@ class VAE(HelmholtzMachine):
             recognition_networks=None if encoder is None else [encoder],
             generative_networks=None if decoder is None else [decoder],
             seed=seed,
+            condition_dim=condition_dim,
             **kwargs,
         )
         self.encoder = encoder
@@ -490,5 +594,6 @@ class VAE(HelmholtzMachine):
             encoder=_serialize(self.encoder),
             decoder=_serialize(self.decoder),
             seed=self.seed,
+            condition_dim=self.condition_dim,
         )
         return config

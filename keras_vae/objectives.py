@@ -243,7 +243,8 @@ class Objective:
         Args:
             model: the ``HelmholtzMachine`` being trained (its ``terms``,
                 ``dream`` and settings such as ``n_samples``).
-            x: the batch.
+            x: the batch: ``x``, or ``(x, y)`` for a conditional model
+                (``model.split_inputs`` separates them; ``model.terms`` takes either).
             training: passed to the networks.
 
         Returns:
@@ -318,10 +319,14 @@ class IWAE(Objective):
 
 
 def _sleep_loss(model, x, training):
-    """``-log q(h | x~)`` on dreams ``(h, x~) ~ p`` held constant, ``[B]``."""
-    samples, x_dream, _ = model.dream(ops.shape(x)[0], training=training)
+    """``-log q(h | x~)`` on dreams ``(h, x~) ~ p`` held constant, ``[B]``.
+
+    A conditional model dreams one example per condition of the batch.
+    """
+    x, condition = model.split_inputs(x)
+    samples, x_dream, _ = model.dream(ops.shape(x)[0], training=training, condition=condition)
     samples = [ops.stop_gradient(h) for h in samples]
-    return -sleep(model.recognition_log_probs(ops.stop_gradient(x_dream), samples, training))
+    return -sleep(model.recognition_log_probs(ops.stop_gradient(x_dream), samples, training, condition))
 
 
 class _WakeSleepFamily(Objective):

@@ -65,7 +65,7 @@ class SeedSequence(keras.random.SeedGenerator):
         return value
 
 
-def scores(model, x, k=DEFAULT_K, seed=0):
+def scores(model, x, k=DEFAULT_K, seed=0, condition=None):
     """Per-example ELBO and importance-sampled ``log p(x)`` from ``k`` samples.
 
     With ``log w_i = log p(x, h_i) - log q(h_i | x)`` for ``h_i ~ q(h | x)``,
@@ -80,6 +80,8 @@ def scores(model, x, k=DEFAULT_K, seed=0):
         x: ``[batch, *input_shape]`` data, scaled as in training.
         k: posterior samples per example, >= 1 (fixed when exporting).
         seed: int or integer scalar tensor; the same seed draws the same noise.
+        condition: for a conditional model, ``y [batch, K]`` (or ``[K]``):
+            the scores are then of ``log p(x | y)``.
 
     Returns:
         dict of float32 ``[batch]`` tensors ``"elbo"`` and ``"log_px"`` (nats).
@@ -94,12 +96,15 @@ def scores(model, x, k=DEFAULT_K, seed=0):
     if isinstance(k, bool) or int(k) != k or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}.")
     x = ops.cast(x, "float32")
+    condition = model.check_condition(condition, ops.shape(x)[0])
     k = int(k)
     # k copies of x, sample-major, scored with one sample each: the same draws as
     # model.terms(x, k) (one [k * batch, d] draw per layer), and a graph the TFLite
     # converter keeps intact (it folds a Tile feeding a Mul into a broadcast, which
     # is wrong for a dynamic batch).
     copies = ops.concatenate([x] * k, axis=0) if k > 1 else x
+    if condition is not None:
+        copies = (copies, ops.concatenate([condition] * k, axis=0) if k > 1 else condition)
     terms = model.terms(copies, 1, analytic_kl=False, seed=SeedSequence(seed))
     log_w = ops.reshape(ops.cast(objectives.log_weights(terms), "float32"), (k, ops.shape(x)[0]))  # [k, batch]
     return {"elbo": ops.mean(log_w, axis=0), "log_px": objectives.log_mean_exp(log_w, axis=0)}
