@@ -402,10 +402,36 @@ def load(
             f"empty dataset: {len(x)} examples of {name}/{split} (limit={limit}) "
             f"give no batch of {batch_size} (drop_remainder={drop_remainder})."
         )
-    if binarization == "static":
-        x = binarize(x, "static", seed=seed)
     if shuffle is None:
         shuffle = split == "train"
+    return pipeline(x, batch_size, binarization=binarization, shuffle=shuffle, seed=seed, drop_remainder=drop_remainder)
+
+
+def pipeline(x, batch_size=100, binarization="none", shuffle=False, seed=0, drop_remainder=False):
+    """A ``tf.data`` pipeline of batches of an array of examples of any shape.
+
+    Args:
+        x: float32 ``[N, *input_shape]`` values (in [0, 1] to binarise).
+        batch_size: examples per batch, >= 1.
+        binarization: ``"none"``, ``"static"`` or ``"dynamic"``, see :func:`load`.
+        shuffle: shuffle all the examples afresh each epoch.
+        seed: seed of the shuffle and of the binarisation.
+        drop_remainder: drop a last batch smaller than ``batch_size``.
+
+    Returns:
+        ``tf.data.Dataset`` of float32 ``[batch, *input_shape]`` tensors.
+
+    Example:
+        >>> ds = pipeline(np.zeros((10, 28, 28, 1), "float32"), batch_size=4)   # batches [4, 28, 28, 1]
+    """
+    if binarization not in BINARIZATIONS:
+        raise ValueError(f"Unknown binarization {binarization!r}; options: {', '.join(BINARIZATIONS)}.")
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    batch_size = int(batch_size)
+    x = np.asarray(x, np.float32)
+    if binarization == "static":
+        x = binarize(x, "static", seed=seed)
 
     ds = tf.data.Dataset.from_tensor_slices(x)
     if shuffle:

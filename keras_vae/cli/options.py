@@ -83,6 +83,14 @@ def image_shape(text):
     return shape
 
 
+def image_size(text):
+    """An ``argparse`` type: ``"HEIGHT,WIDTH"``, e.g. ``"64,64"`` -> ``(64, 64)``."""
+    size = tuple(ints(text))
+    if len(size) != 2:
+        raise argparse.ArgumentTypeError(f"expected HEIGHT,WIDTH such as 64,64, got {text!r}")
+    return size
+
+
 def add_alias(parser, alias, action):
     """Accept ``alias`` as a hidden second name of ``action``.
 
@@ -131,7 +139,10 @@ def add_data_arguments(
     group.add_argument(
         "--dataset",
         default=dataset_default,
-        help="digits (bundled with scikit-learn, no download), mnist or fashion_mnist",
+        help="digits (bundled with scikit-learn, no download), mnist or fashion_mnist; or a path: a .npy/.npz "
+        "array file (any example shape, e.g. [N, H, W, C] images), a folder of images (class subfolders give "
+        "labels), a .csv/.tsv/.parquet table (a mixed observation model, column by column); or any "
+        "tensorflow-datasets image dataset name (with --data-dir)",
     )
     group.add_argument(
         "--data-path",
@@ -146,6 +157,18 @@ def add_data_arguments(
         type=pixel_scale,
         help="pixel values of --data-path: 255 (0..255), 1 (already in [0, 1]) or auto (uint8 as 0..255, "
         "floats within [0, 1] as they are; anything else is refused as ambiguous)",
+    )
+    group.add_argument(
+        "--image-size",
+        type=image_size,
+        default=None,
+        help="HEIGHT,WIDTH to resize the images of a folder to (needed when their sizes differ)",
+    )
+    group.add_argument(
+        "--color-mode",
+        default=None,
+        choices=("grayscale", "rgb", "rgba"),
+        help="channels of a folder's images; default grayscale when all images are, else rgb",
     )
     group.add_argument("--binarization", default="none", choices=binarizations, help=binarization_help)
     if limit_help:
@@ -198,6 +221,20 @@ def data_kwargs(args):
     return {"path": args.data_path, "data_dir": args.data_dir, "pixel_scale": getattr(args, "pixel_scale", "auto")}
 
 
+def source_kwargs(args):
+    """Keyword arguments of ``keras_vae.datasets.load_data`` from parsed data options.
+
+    Args:
+        args: parsed options of :func:`add_data_arguments`.
+
+    Returns:
+        dict: :func:`data_kwargs`'s plus ``image_size`` and ``color_mode``.
+    """
+    return dict(
+        data_kwargs(args), image_size=getattr(args, "image_size", None), color_mode=getattr(args, "color_mode", None)
+    )
+
+
 #: Export formats, TFLite quantisations and the default k of the score signatures
 #: (``keras_vae.export.FORMATS``, ``keras_vae.export.QUANTIZATIONS``,
 #: ``keras_vae.scoring.DEFAULT_K``), named here so ``--help`` needs no TensorFlow.
@@ -207,6 +244,10 @@ SCORE_K = 16
 
 #: The built-in objectives (``keras_vae.objectives.OBJECTIVES``, named here so ``--help`` needs no TensorFlow).
 OBJECTIVES = ("elbo", "iwae", "wake_sleep", "reweighted_wake_sleep")
+#: The presets (``keras_vae.presets.PRESETS``), named here so ``--help`` needs no TensorFlow.
+PRESETS = ("burda_1layer", "burda_2layer", "conv_mnist")
+#: Observation models by name (``keras_vae.heads.observations``).
+LIKELIHOODS = ("bernoulli", "gaussian", "discretized_logistic")
 
 
 def add_model_arguments(parser):
@@ -231,7 +272,18 @@ def add_model_arguments(parser):
         "--latent", default="gaussian", choices=("gaussian", "bernoulli"), help="family of the stochastic layers"
     )
     group.add_argument(
-        "--likelihood", default="bernoulli", choices=("bernoulli", "gaussian"), help="observation model p(x | h_1)"
+        "--likelihood",
+        default="bernoulli",
+        choices=LIKELIHOODS,
+        help="observation model p(x | h_1) (discretized_logistic: 8-bit images; a table's columns always get "
+        "their own mixed model)",
+    )
+    group.add_argument(
+        "--preset",
+        default=None,
+        choices=PRESETS,
+        help="a named architecture (keras_vae.presets): it sets the layers, widths, activation and networks "
+        "(conv_mnist: convolutional, for images of any size); the other model options still apply",
     )
     covariance = group.add_argument(
         "--covariance", default="diag", choices=("diag", "full"), help="covariance of Gaussian q(h | x)"

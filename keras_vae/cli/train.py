@@ -2,12 +2,18 @@
 
 With no options it trains a VAE on scikit-learn's bundled 8x8 digits (no
 download) and writes ``model.keras``, ``metrics.json``, ``history.json``,
-``samples.png`` and ``reconstructions.png`` to ``--out``.
+``samples.png`` and ``reconstructions.png`` to ``--out``. ``--dataset`` also
+takes a path: ``.npy``/``.npz`` arrays and image folders train a model of
+their example shape (``--preset conv_mnist`` for a convolutional one); a
+CSV/Parquet table trains a mixed observation model and writes
+``schema.json``, ``samples.csv`` and ``reconstructions.csv`` instead of the
+images (see ``keras_vae.cli.data``).
 """
 
 import contextlib
 import pathlib
 
+from keras_vae.cli import data as cli_data
 from keras_vae.cli import logs
 from keras_vae.cli import options
 from keras_vae.cli import runs
@@ -79,15 +85,18 @@ def run_settings(args):
     return {k: v for k, v in sorted(vars(args).items()) if k not in NOT_SETTINGS}
 
 
-def build_model(args, input_dim):
+def build_model(args, input_dim=None, input_shape=None, likelihood=None):
     """The model ``keras-vae train`` builds from its options.
 
-    A ``VAE`` for one Gaussian layer trained by the ELBO, else a
+    With ``--preset``, the preset's architecture (``keras_vae.presets``);
+    else a ``VAE`` for one Gaussian layer trained by the ELBO, else a
     ``HelmholtzMachine``.
 
     Args:
         args: parsed options of :func:`add_arguments`.
-        input_dim: number of data columns.
+        input_dim: number of data columns (flat data).
+        input_shape: shape of one example, e.g. ``(28, 28, 1)``, instead of ``input_dim``.
+        likelihood: an observation head (a table's mixed head) instead of ``--likelihood``.
 
     Returns:
         An uncompiled ``keras_vae.VAE`` or ``keras_vae.HelmholtzMachine``.
@@ -99,7 +108,7 @@ def build_model(args, input_dim):
         hidden_dims=args.hidden_dims,
         activation=args.activation,
         covariance=args.covariance,
-        likelihood=args.likelihood,
+        likelihood=args.likelihood if likelihood is None else likelihood,
         n_samples=args.n_samples,
         kl=args.kl,
         beta=args.beta,
@@ -107,6 +116,14 @@ def build_model(args, input_dim):
         eval_samples=args.eval_samples,
         seed=args.seed,
     )
+    if input_shape is not None:
+        common["input_shape"] = tuple(input_shape)
+    if getattr(args, "preset", None):
+        from keras_vae import presets
+
+        for name in ("hidden_dims", "activation"):  # The preset's architecture.
+            common.pop(name)
+        return presets.from_preset(args.preset, input_dim, objective=args.objective, **common)
     # The one-layer Gaussian ELBO model is a VAE (the same model, VAE's argument names).
     elbo = type(objectives.get(args.objective)) is objectives.ELBO
     if len(args.latent_dims) == 1 and args.latent == "gaussian" and elbo:
@@ -134,9 +151,10 @@ def run(args):
     say = options.printer(args)
     out = pathlib.Path(args.out)
     settings = run_settings(args)
+    artefacts = cli_data.artefacts(args)
     runs.check_writable(out)
-    if runs.inspect(out, settings, ARTEFACTS, args.overwrite) == "complete":
-        say(runs.complete_message(out, ARTEFACTS))
+    if runs.inspect(out, settings, artefacts, args.overwrite) == "complete":
+        say(runs.complete_message(out, artefacts))
         return 0
     logs.import_tensorflow()
     from keras_vae import distribute
@@ -149,55 +167,29 @@ def run(args):
     import keras
 
     keras.utils.set_random_seed(args.seed)
-    train_ds, test_ds = _data(args)
+    train_ds, test_ds, test = cli_data.training_data(args)
     with strategy.scope():
-        model = build_model(args, int(train_ds.element_spec.shape[-1]))
+        model = build_model(args, **cli_data.model_arguments(test))
 
     runs.make_dir(out)
     # In a multi-worker job every worker runs this command; the chief owns --out.
     guard = runs.lock(out, say=say) if distribute.is_chief() else contextlib.nullcontext()
     with guard:
-        state = runs.prepare(out, settings, ARTEFACTS, overwrite=args.overwrite)
+        state = runs.prepare(out, settings, artefacts, overwrite=args.overwrite)
         if state == "complete":
-            say(runs.complete_message(out, ARTEFACTS))
+            say(runs.complete_message(out, artefacts))
             return 0
         args.interrupt_hint = (
             f"the last finished epoch is saved in {out / runs.BACKUP_DIR}; run the same command again to resume"
         )
-        return _train(args, out, say, strategy, model, train_ds, test_ds)
+        return _train(args, out, say, strategy, model, train_ds, test_ds, test)
 
 
-def _data(args):
-    from keras_vae import datasets
-
-    train_ds = datasets.load(
-        args.dataset,
-        "train",
-        batch_size=args.batch_size,
-        binarization=args.binarization,
-        seed=args.seed,
-        limit=args.limit,
-        **options.data_kwargs(args),
-    )
-    test_binarization = "none" if args.binarization == "none" else "static"
-    test_ds = datasets.load(
-        args.dataset,
-        "test",
-        batch_size=args.batch_size,
-        binarization=test_binarization,
-        seed=datasets.TEST_BINARIZATION_SEED,
-        **options.data_kwargs(args),
-    )
-    return train_ds, test_ds
-
-
-def _train(args, out, say, strategy, model, train_ds, test_ds):
+def _train(args, out, say, strategy, model, train_ds, test_ds, test):
     import keras
 
     from keras_vae import callbacks as callbacks_lib
-    from keras_vae import datasets
     from keras_vae import distribute
-    from keras_vae import plotting
 
     with strategy.scope():
         model.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
@@ -218,7 +210,7 @@ def _train(args, out, say, strategy, model, train_ds, test_ds):
         verbose = 0
         callbacks.append(callbacks_lib.EpochLogger(args.epochs, print_fn=say))
     model.fit(train_ds, epochs=args.epochs, validation_data=test_ds, verbose=verbose, callbacks=callbacks)
-    test = model.evaluate(test_ds, verbose=0, return_dict=True)
+    scores = model.evaluate(test_ds, verbose=0, return_dict=True)
 
     # Every worker of a multi-worker job gets here; only the chief writes to --out.
     target, final_out = pathlib.Path(distribute.worker_output_dir(out)), out
@@ -228,29 +220,21 @@ def _train(args, out, say, strategy, model, train_ds, test_ds):
         "train_seconds": round(backup.train_seconds, 2),
         "resumed_from_epoch": backup.resumed_epoch,
         "settings": run_settings(args),
-        "test": {name: float(value) for name, value in test.items()},
+        "test": cli_data.add_bits_per_dim({name: float(value) for name, value in scores.items()}, model),
     }
-    shape = datasets.image_shape(args.dataset)
-    x_test = next(iter(test_ds))
     runs.write_atomically(target / "model.keras", model.save)
     runs.write_json(target / "metrics.json", metrics)
     runs.write_json(target / "history.json", backup.history)
-    runs.write_atomically(
-        target / "samples.png", lambda p: plotting.plot_samples(model, n=64, image_shape=shape, seed=args.seed, path=p)
-    )
-    runs.write_atomically(
-        target / "reconstructions.png",
-        lambda p: plotting.plot_reconstructions(model, x_test[:10], image_shape=shape, path=p),
-    )
+    cli_data.write_examples(model, target, args, test, runs.write_atomically)
     say(
-        f"Test ELBO {test['elbo']:.3f} nats/example "
-        f"(reconstruction {test['reconstruction']:.3f}, KL {test['kl']:.3f}) after "
+        f"Test ELBO {scores['elbo']:.3f} nats/example "
+        f"(reconstruction {scores['reconstruction']:.3f}, KL {scores['kl']:.3f}) after "
         f"{args.epochs} epochs in {backup.train_seconds:.1f}s."
     )
     if target != final_out:
         distribute.remove_worker_output_dir(target, final_out)
         return 0
     runs.finish(out)
-    for name in ARTEFACTS:
+    for name in cli_data.artefacts(args):
         say(f"  wrote {out / name}")
     return 0
