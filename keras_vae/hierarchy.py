@@ -148,20 +148,32 @@ class StochasticHierarchy:
             )
         return condition
 
-    def _net(self, net, h, condition, training):
-        """``net`` applied to ``h`` joined with the condition."""
+    def recognition_features(self, m, h, condition=None, training=False):
+        """Features of recognition network ``m`` (0-based) for ``q(h_{m+1} | h_m, y)``.
+
+        Args:
+            m: layer index, 0 for the bottom network reading ``x``.
+            h: ``[B, *input_shape]`` for ``m = 0``, else ``[B, d_m]``.
+            condition: ``[B, K]`` or None.
+
+        Returns:
+            the features the recognition head ``m`` reads. The model's own
+            bottom network reads the flattened ``x`` with ``y``; a custom
+            encoder (which may expect images) reads ``x`` and ``y`` joins its
+            features.
+        """
+        net = self.recognition_networks[m]
+        if m == 0 and self._condition_joins_features:
+            return join_condition(net(h, training=training), condition)
         return net(join_condition(h, condition), training=training)
 
-    def _bottom(self, x, condition, training):
-        """Features of the bottom recognition network for ``q(h_1 | x, y)``.
+    def generative_features(self, m, h, condition=None, training=False):
+        """Features of generative network ``m`` (0-based): ``[h_{m+1}, y]`` -> features.
 
-        The model's own network reads the flattened ``x`` with ``y``; a custom
-        encoder (which may expect images) reads ``x`` and ``y`` joins its features.
+        Network 0 feeds the observation head ``p(x | h_1, y)``, network ``m``
+        the head of ``p(h_m | h_{m+1}, y)``.
         """
-        net = self.recognition_networks[0]
-        if self._condition_joins_features:
-            return join_condition(net(x, training=training), condition)
-        return self._net(net, x, condition, training)
+        return self.generative_networks[m](join_condition(h, condition), training=training)
 
     # === Passes ===
 
@@ -184,12 +196,12 @@ class StochasticHierarchy:
         samples, params, log_q = [], [], []
         h = x
         tiled = None if condition is None else tile_examples(condition, k)
-        for i, (net, head) in enumerate(zip(self.recognition_networks, self.recognition_heads)):
+        for i, head in enumerate(self.recognition_heads):
             if i == 0:
                 # q(h_1 | x) is the same for the k copies of x: compute it once.
-                p = _tile(head(self._bottom(h, condition, training)), k)
+                p = _tile(head(self.recognition_features(0, h, condition, training)), k)
             else:
-                p = head(self._net(net, h, tiled, training))
+                p = head(self.recognition_features(i, h, tiled, training))
             z = head.sample(p, seed)
             if stop_gradient:
                 z = ops.stop_gradient(z)
@@ -214,9 +226,9 @@ class StochasticHierarchy:
         log_p = [None] * self.num_layers
         log_p[-1] = self.prior.log_prob(prior_params, samples[-1])
         for i, head in enumerate(self.generative_heads):
-            p = head(self._net(self.generative_networks[i + 1], samples[i + 1], condition, training))
+            p = head(self.generative_features(i + 1, samples[i + 1], condition, training))
             log_p[i] = head.log_prob(p, samples[i])
-        obs = self.observation(self._net(self.generative_networks[0], samples[0], condition, training))
+        obs = self.observation(self.generative_features(0, samples[0], condition, training))
         return self.observation.log_prob(obs, x), log_p, prior_params
 
     def terms(self, x, k=1, training=False, stop_gradient=False, analytic_kl=None, seed=None):
@@ -271,17 +283,16 @@ class StochasticHierarchy:
         samples = [h]
         for i in reversed(range(self.num_layers - 1)):
             head = self.generative_heads[i]
-            h = head.sample(head(self._net(self.generative_networks[i + 1], h, condition, training)), seed)
+            h = head.sample(head(self.generative_features(i + 1, h, condition, training)), seed)
             samples.insert(0, h)
-        obs = self.observation(self._net(self.generative_networks[0], h, condition, training))
+        obs = self.observation(self.generative_features(0, h, condition, training))
         return samples, self.observation.sample(obs, seed), obs
 
     def recognition_log_probs(self, x, samples, training=False, condition=None):
         """``log q(h_m | h_{m-1})`` for given samples (e.g. a dream): list of ``[N]``."""
         log_q, h = [], x
-        for i, (net, head, z) in enumerate(zip(self.recognition_networks, self.recognition_heads, samples)):
-            features = self._bottom(h, condition, training) if i == 0 else self._net(net, h, condition, training)
-            log_q.append(head.log_prob(head(features), z))
+        for i, (head, z) in enumerate(zip(self.recognition_heads, samples)):
+            log_q.append(head.log_prob(head(self.recognition_features(i, h, condition, training)), z))
             h = z
         return log_q
 
@@ -300,8 +311,8 @@ class StochasticHierarchy:
         """
         x, condition = self._with_condition(x, condition)
         params, h = [], x
-        for i, (net, head) in enumerate(zip(self.recognition_networks, self.recognition_heads)):
-            p = head(self._bottom(h, condition, False) if i == 0 else self._net(net, h, condition, False))
+        for i, head in enumerate(self.recognition_heads):
+            p = head(self.recognition_features(i, h, condition))
             params.append(p)
             h = head.mean(p)
         return params
@@ -346,8 +357,8 @@ class StochasticHierarchy:
         condition = self.check_condition(condition, ops.shape(h)[0])
         for i in reversed(range(self.num_layers - 1)):
             head = self.generative_heads[i]
-            h = head.mean(head(self._net(self.generative_networks[i + 1], h, condition, False)))
-        obs = self.observation(self._net(self.generative_networks[0], h, condition, False))
+            h = head.mean(head(self.generative_features(i + 1, h, condition)))
+        obs = self.observation(self.generative_features(0, h, condition))
         return self.observation.decode_outputs(obs)
 
     def posterior_mean(self, x, condition=None):

@@ -94,6 +94,11 @@ def _check_arguments(model, format, quantize, representative_data, score_k, allo
             "quantize='int8' calibrates activation ranges on example data: pass representative_data "
             "(a few hundred training examples, [n, *input_shape]; --dataset on the command line)."
         )
+    if "int8" in quantize and getattr(model, "condition_dim", None) is not None:
+        raise ExportError(
+            "quantize='int8' calibrates on examples without their conditions; a conditional model "
+            "(condition_dim set) exports with quantize='dynamic' or 'float16'."
+        )
     if isinstance(score_k, bool) or not isinstance(score_k, int) or score_k < 1:
         raise ExportError(f"score_k must be a positive integer, got {score_k!r}.")
     if not isinstance(model, models.HelmholtzMachine):

@@ -32,7 +32,8 @@ def _spec(tensor_or_spec):
 
 def _signature_info(function, doc, input_docs, output_docs):
     specs = function.structured_input_signature[0]
-    inputs = {spec.name: dict(_spec(spec), **_as_info(input_docs[spec.name])) for spec in specs}
+    # A conditional model's "condition" input is documented by build().
+    inputs = {spec.name: dict(_spec(spec), **_as_info(input_docs.get(spec.name))) for spec in specs}
     outputs = {
         name: dict(_spec(tensor), doc=output_docs[name]) for name, tensor in sorted(function.structured_outputs.items())
     }
@@ -137,6 +138,14 @@ def build(model, module, input_scaling):
             ancestral_outputs,
         ),
     }
+    if model.condition_dim is not None:
+        rows = {"sample": "n", "ancestral_sample": "n", "ancestral_sample_from_noise": "n"}
+        for name, info in signatures.items():
+            spec = info["inputs"]["condition"]
+            spec["doc"] = (
+                f"[{rows.get(name, 'batch')}, {model.condition_dim}] condition y of the conditional model "
+                "(e.g. one-hot labels), as in training"
+            )
     signatures["serving_default"] = dict(signatures["decode"], doc="Alias of 'decode'.")
     optimizer = getattr(model, "optimizer", None)
     return {
@@ -146,6 +155,7 @@ def build(model, module, input_scaling):
         "input_shape": list(model.input_shape),
         "latent_dim": model.latent_dim,
         "latent_dims": list(model.latent_dims),
+        "condition_dim": model.condition_dim,
         "latent_families": list(model.latent),
         "posterior_covariance": posterior.get("covariance"),
         "prior": prior,
