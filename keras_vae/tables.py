@@ -225,17 +225,18 @@ class TableSchema:
         unknown = [n for n in (*categorical, *numeric) if n not in frame.columns]
         if unknown:
             raise ValueError(f"{where}no column(s) {unknown}; the table has {list(frame.columns)}.")
-        columns = []
-        for name in frame.columns:
-            series = frame[name]
-            missing = int(series.isna().sum())
-            if missing == len(series):
+        for name in frame.columns:  # Missing values first: they are what a file gets wrong most.
+            missing = int(frame[name].isna().sum())
+            if missing == len(frame):
                 raise ValueError(f"{where}column {name!r} has no values (all {missing} missing); drop it.")
             if missing:
                 raise ValueError(
-                    f"{where}column {name!r} has {missing} missing value(s) of {len(series)}; fill or drop "
+                    f"{where}column {name!r} has {missing} missing value(s) of {len(frame)}; fill or drop "
                     "them first (DataFrame.fillna / dropna)."
                 )
+        columns = []
+        for name in frame.columns:
+            series = frame[name]
             dtype = str(series.dtype)
             values = series.unique()
             count = len(values)

@@ -332,3 +332,118 @@ def test_trained_table_model_beats_the_majority_class(tmp_path):
         assert accuracy > majority + 0.1, (name, accuracy, majority)
     rmse = float(np.sqrt(((decoded["x"] - test.frame["x"]) ** 2).mean()))
     assert rmse < 0.5 * test.frame["x"].std()
+
+
+# ------------------------------------------------------------------ the command line
+
+
+def _cli(argv, capsys):
+    from keras_vae.cli import main
+
+    status = main([*argv, "--quiet"] if argv[0] in ("train",) else argv)
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def image_npz(tmp_path_factory):
+    """8x8 digits as 8-bit images [N, 8, 8, 1] in the Keras layout."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = np.round(digits.images / 16.0 * 255.0).astype(np.uint8)[..., None]
+    path = tmp_path_factory.mktemp("npz") / "digits.npz"
+    np.savez(path, x_train=x[:200], x_test=x[200:260], y_train=digits.target[:200], y_test=digits.target[200:260])
+    return path
+
+
+@pytest.mark.parametrize(
+    "network", [pytest.param([], id="mlp"), pytest.param(["--preset", "conv_mnist"], id="conv", marks=pytest.mark.slow)]
+)
+def test_cli_trains_an_image_model_and_the_other_commands_use_it(image_npz, tmp_path, capsys, network):
+    out = tmp_path / "run"
+    argv = ["train", "--dataset", str(image_npz), *network, "--likelihood", "discretized_logistic"]
+    argv += ["--hidden-dims", "32", "--latent-dims", "4"]
+    status, _, err = _cli([*argv, "--epochs", "1", "--batch-size", "50", "--out", str(out)], capsys)
+    assert status == 0, err
+    metrics = json.loads((out / "metrics.json").read_text())
+    test = metrics["test"]
+    assert test["elbo_bits_per_dim"] == pytest.approx(-test["elbo"] / (64 * np.log(2.0)))
+    from keras_vae.cli import loading
+
+    model = loading.load_model(out / "model.keras")
+    assert tuple(model.input_shape) == (8, 8, 1)
+    assert type(model.observation).__name__ == "DiscretizedLogisticObservation"
+    model_path = str(out / "model.keras")
+    evaluate = ["evaluate", model_path, "--dataset", str(image_npz), "--k", "4", "--limit", "20"]
+    status, stdout, err = _cli(evaluate, capsys)
+    assert status == 0 and "log p(x)" in stdout, err
+    assert _cli(["sample", model_path, "--n", "4", "--out", str(tmp_path / "s.png")], capsys)[0] == 0
+    plot = ["plot", model_path, "--kind", "reconstructions", "--dataset", str(image_npz)]
+    plot += ["--out", str(tmp_path / "r.png")]
+    assert _cli(plot, capsys)[0] == 0
+    assert (tmp_path / "s.png").stat().st_size > 0 and (tmp_path / "r.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_cli_flat_named_data_become_images_for_a_conv_preset(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--preset", "conv_mnist", "--epochs", "1", "--limit", "100", "--out", str(out)]
+    status, _, err = _cli(argv, capsys)
+    assert status == 0, err
+    from keras_vae.cli import loading
+
+    assert tuple(loading.load_model(out / "model.keras").input_shape) == (8, 8, 1)
+    status, stdout, err = _cli(["evaluate", str(out / "model.keras"), "--k", "2", "--limit", "10"], capsys)
+    assert status == 0, err
+
+
+def test_cli_trains_a_table_model_and_writes_decoded_rows(tmp_path, capsys):
+    frame = _clustered_frame(200)
+    csv = tmp_path / "clusters.csv"
+    frame.to_csv(csv, index=False)
+    out = tmp_path / "run"
+    argv = ["train", "--dataset", str(csv), "--latent-dims", "2", "--hidden-dims", "16", "--epochs", "2"]
+    status, _, err = _cli([*argv, "--out", str(out)], capsys)
+    assert status == 0, err
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["model.keras", "metrics.json", "history.json", "schema.json", "samples.csv", "reconstructions.csv"]
+    )
+    schema = TableSchema.load(out / "schema.json")
+    kinds = {c.name: c.kind for c in schema.columns}
+    assert kinds == {"x": "numeric", "y": "numeric", "kind": "categorical", "flag": "binary"}
+    samples = pd.read_csv(out / "samples.csv")
+    assert list(samples.columns) == list(frame.columns) and len(samples) == 100
+    assert set(samples["kind"]) <= {"alpha", "beta", "gamma"} and set(samples["flag"]) <= {"on", "off"}
+    status, stdout, err = _cli(["evaluate", str(out / "model.keras"), "--dataset", str(csv), "--k", "4"], capsys)
+    assert status == 0 and "(40 examples)" in stdout, err
+    # Without the schema beside the model, evaluate says where it looked.
+    (out / "schema.json").rename(tmp_path / "elsewhere.json")
+    status, _, err = _cli(["evaluate", str(out / "model.keras"), "--dataset", str(csv), "--k", "4"], capsys)
+    assert status == 2 and "no table schema at" in err
+    argv = ["evaluate", str(out / "model.keras"), "--dataset", str(csv), "--k", "4"]
+    argv += ["--schema", str(tmp_path / "elsewhere.json")]
+    assert _cli(argv, capsys)[0] == 0
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("rows.csv", "a,b\n", "rows.csv has a header (a, b) but no rows"),
+        ("blank.csv", "a,b\n1,\n2,\n", "blank.csv: column 'b' has no values"),
+        ("empty.npz", "", "empty.npz is empty"),
+        ("folder", None, "folder holds no images"),
+    ],
+)
+def test_cli_malformed_data_gives_one_error_line(tmp_path, capsys, name, content, message):
+    path = tmp_path / name
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_text(content)
+    argv = ["train", "--dataset", str(path), "--epochs", "1", "--out", str(tmp_path / "run")]
+    status, stdout, err = _cli(argv, capsys)
+    assert status == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
+    assert not (tmp_path / "run" / "model.keras").exists()

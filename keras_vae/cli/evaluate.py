@@ -41,26 +41,33 @@ def add_arguments(parser):
     return parser
 
 
-def load_data(args):
+def load_data(args, model=None):
     """The evaluation data the options name: a split, limited and binarised.
 
     Args:
         args: parsed data options (``dataset``, ``split``, ``limit``,
-            ``binarization``, ``binarization_seed``, ``data_path``, ``data_dir``).
+            ``binarization``, ``binarization_seed``, ``data_path``, ``data_dir``,
+            ``image_size``, ``color_mode``, ``schema``).
+        model: the loaded model: examples are shaped as it takes them, and a
+            table is encoded with the ``schema.json`` beside ``args.model``
+            (or ``--schema``).
 
     Returns:
-        float32 ``[N, D]`` array.
+        float32 ``[N, *input_shape]`` array.
 
     Raises:
         ValueError: ``--limit`` below 1, or a bad dataset option.
     """
     from keras_vae import datasets
+    from keras_vae.cli import data as cli_data
 
-    x, _ = datasets.load_arrays(args.dataset, args.split, **options.data_kwargs(args))
-    if args.limit is not None:
-        if args.limit < 1:
-            raise ValueError(f"--limit must be >= 1, got {args.limit}.")
-        x = x[: args.limit]
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be >= 1, got {args.limit}.")
+    model_path = getattr(args, "model", None) if model is not None else None
+    data = cli_data.load(args, args.split, model=model, model_path=model_path, limit=args.limit)
+    x = data.x
+    if args.binarization != "none" and data.kind == "table":
+        raise ValueError(f"--binarization {args.binarization} is for images; {args.dataset} is a table.")
     if args.binarization != "none":
         if args.binarization_seed is None:
             x = datasets.binarize_test(x)
@@ -84,7 +91,7 @@ def run(args):
     model = loading.load_model(args.model)
     from keras_vae import evaluation
 
-    x = load_data(args)
+    x = load_data(args, model)
     metrics = evaluation.evaluate_model(
         model,
         x,

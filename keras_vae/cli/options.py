@@ -205,6 +205,11 @@ def add_evaluation_data_arguments(parser, verb):
         default=None,
         help="seed of that binarisation; None: keras_vae.datasets.TEST_BINARIZATION_SEED, as keras-vae train uses",
     )
+    group.add_argument(
+        "--schema",
+        default=None,
+        help="a table's schema.json (default: the one keras-vae train wrote beside the model)",
+    )
     return group
 
 

@@ -2,6 +2,7 @@
 
 import pathlib
 
+from keras_vae.cli import data as cli_data
 from keras_vae.cli import loading
 from keras_vae.cli import logs
 from keras_vae.cli import options
@@ -66,7 +67,8 @@ def run(args):
     from keras_vae import datasets
     from keras_vae import plotting
 
-    shape = args.image_shape or (datasets.image_shape(args.dataset) if args.dataset else None)
+    named = args.dataset in datasets.DATASETS and len(model.input_shape) == 1
+    shape = args.image_shape or (datasets.image_shape(args.dataset) if named else None)
     if args.kind == "samples":
         plotting.plot_samples(model, n=args.n, image_shape=shape, seed=args.seed, path=args.out)
     elif args.kind == "manifold":
@@ -74,12 +76,19 @@ def run(args):
     elif args.kind == "traversal":
         plotting.plot_traversal(model, image_shape=shape, path=args.out)
     else:
-        x, y = datasets.load_arrays(args.dataset, "test", **options.data_kwargs(args))
+        data = cli_data.load(args, "test", model=model, model_path=args.model)
+        x, y = data.x, data.y
+        if args.kind == "reconstructions" and data.kind == "table":
+            raise ValueError(
+                f"{args.dataset} is a table: its reconstructions are rows, written by keras-vae train as "
+                "reconstructions.csv, not an image."
+            )
         if args.binarization != "none":
             x = datasets.binarize_test(x)
         if args.kind == "reconstructions":
             plotting.plot_reconstructions(model, x, n=args.n, image_shape=shape, path=args.out)
         else:
-            plotting.plot_latent_space(model, x[: args.max_points], y[: args.max_points], path=args.out)
+            labels = None if y is None else y[: args.max_points]
+            plotting.plot_latent_space(model, x[: args.max_points], labels, path=args.out)
     say(f"wrote {args.out}")
     return 0

@@ -96,7 +96,7 @@ def run(args):
     model = loading.load_model(args.model)
     from keras_vae import evaluation
 
-    x = evaluate.load_data(args)
+    x = evaluate.load_data(args, model)
     result = evaluation.log_likelihood(
         model,
         x,
