@@ -13,6 +13,7 @@ images (see ``keras_vae.cli.data``).
 import contextlib
 import pathlib
 
+from keras_vae.cli import conditions
 from keras_vae.cli import data as cli_data
 from keras_vae.cli import logs
 from keras_vae.cli import options
@@ -53,6 +54,7 @@ def add_arguments(parser):
         default=None,
         help="split the CPU into N logical devices (N mirrored replicas)",
     )
+    conditions.add_argument(group)
     run = parser.add_argument_group("run directory")
     run.add_argument(
         "--out",
@@ -85,7 +87,7 @@ def run_settings(args):
     return {k: v for k, v in sorted(vars(args).items()) if k not in NOT_SETTINGS}
 
 
-def build_model(args, input_dim=None, input_shape=None, likelihood=None):
+def build_model(args, input_dim=None, input_shape=None, likelihood=None, condition_dim=None):
     """The model ``keras-vae train`` builds from its options.
 
     With ``--preset``, the preset's architecture (``keras_vae.presets``);
@@ -97,6 +99,7 @@ def build_model(args, input_dim=None, input_shape=None, likelihood=None):
         input_dim: number of data columns (flat data).
         input_shape: shape of one example, e.g. ``(28, 28, 1)``, instead of ``input_dim``.
         likelihood: an observation head (a table's mixed head) instead of ``--likelihood``.
+        condition_dim: K for a conditional model (``--condition labels``: the number of classes).
 
     Returns:
         An uncompiled ``keras_vae.VAE`` or ``keras_vae.HelmholtzMachine``.
@@ -118,6 +121,8 @@ def build_model(args, input_dim=None, input_shape=None, likelihood=None):
     )
     if input_shape is not None:
         common["input_shape"] = tuple(input_shape)
+    if condition_dim is not None:
+        common["condition_dim"] = int(condition_dim)
     if getattr(args, "preset", None):
         from keras_vae import presets
 
@@ -167,9 +172,13 @@ def run(args):
     import keras
 
     keras.utils.set_random_seed(args.seed)
-    train_ds, test_ds, test = cli_data.training_data(args)
+    condition_dim = None
+    if getattr(args, "condition", "none") == "labels":
+        train_ds, test_ds, test, condition_dim = conditions.training_data(args)
+    else:
+        train_ds, test_ds, test = cli_data.training_data(args)
     with strategy.scope():
-        model = build_model(args, **cli_data.model_arguments(test))
+        model = build_model(args, condition_dim=condition_dim, **cli_data.model_arguments(test))
 
     runs.make_dir(out)
     # In a multi-worker job every worker runs this command; the chief owns --out.
@@ -225,7 +234,8 @@ def _train(args, out, say, strategy, model, train_ds, test_ds, test):
     runs.write_atomically(target / "model.keras", model.save)
     runs.write_json(target / "metrics.json", metrics)
     runs.write_json(target / "history.json", backup.history)
-    cli_data.write_examples(model, target, args, test, runs.write_atomically)
+    writer = cli_data.write_examples if model.condition_dim is None else conditions.write_examples
+    writer(model, target, args, test, runs.write_atomically)
     say(
         f"Test ELBO {scores['elbo']:.3f} nats/example "
         f"(reconstruction {scores['reconstruction']:.3f}, KL {scores['kl']:.3f}) after "

@@ -16,7 +16,10 @@ The functions consume a duck-typed model with:
 - ``model.posterior_mean(x)`` with ``x`` ``[n, D]`` -> ``[n, L]``, the mean
   of the top layer's posterior (the model's recognition head computes it, so
   Gaussian and binary latents both work);
-- ``model.reconstruct(x)`` -> ``[n, D]`` reconstruction mean.
+- ``model.reconstruct(x)`` -> ``[n, D]`` reconstruction mean;
+- for a conditional model (``model.condition_dim = K``), ``sample`` and
+  ``decode`` also take ``condition=y``: :func:`plot_class_samples` draws one
+  row per class, ``plot_samples(..., condition=y)`` samples given ``y``.
 
 Data are flat ``[n, D]`` arrays or ``[n, *input_shape]`` images (flat rows
 are reshaped to the model's ``input_shape``); images are drawn with
@@ -30,6 +33,7 @@ or in colour (3 channels).
 from keras_vae.plotting.curves import plot_comparison
 from keras_vae.plotting.curves import plot_history
 from keras_vae.plotting.images import image_grid
+from keras_vae.plotting.images import plot_class_samples
 from keras_vae.plotting.images import plot_manifold
 from keras_vae.plotting.images import plot_reconstructions
 from keras_vae.plotting.images import plot_samples
@@ -38,6 +42,7 @@ from keras_vae.plotting.latent import plot_latent_space
 
 __all__ = [
     "image_grid",
+    "plot_class_samples",
     "plot_comparison",
     "plot_history",
     "plot_latent_space",

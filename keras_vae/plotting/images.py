@@ -53,7 +53,7 @@ def image_grid(images, image_shape=None, ncols=None, title=None, path=None):
     return _finish(fig, path)
 
 
-def plot_samples(model, n=64, image_shape=None, seed=0, path=None):
+def plot_samples(model, n=64, image_shape=None, seed=0, path=None, condition=None):
     """Grid of generated means ``E[p(x|z)]`` for ``z ~ p(z)``.
 
     Args:
@@ -62,16 +62,82 @@ def plot_samples(model, n=64, image_shape=None, seed=0, path=None):
         image_shape: ``(H, W)``; inferred as square if None.
         seed: seed passed to ``model.sample``.
         path: if given, save a PNG there.
+        condition: for a conditional model, ``y`` ``[K]`` (every sample) or
+            ``[n, K]``, passed to ``model.sample``. A conditional model
+            without one draws :func:`plot_class_samples`, ``ceil(n / K)``
+            samples for each one-hot condition.
 
     Returns:
         The ``Figure``.
     """
-    x_mean = model.sample(n, seed=seed)["x_mean"]
+    k = getattr(model, "condition_dim", None)
+    if condition is None and k is not None:
+        # A conditional model without a condition: one row per one-hot condition.
+        return plot_class_samples(model, n_per_class=max(1, math.ceil(n / k)), image_shape=image_shape,
+                                  seed=seed, path=path)
+    if condition is None:
+        x_mean = model.sample(n, seed=seed)["x_mean"]
+        title = "Samples from p(x|z), z ~ p(z)"
+    else:
+        x_mean = model.sample(n, seed=seed, condition=np.asarray(condition, np.float32))["x_mean"]
+        title = "Samples from p(x|z, y), z ~ p(z)"
     return image_grid(x_mean, image_shape=_model_image_shape(model, image_shape),
-                      title="Samples from p(x|z), z ~ p(z)", path=path)
+                      title=title, path=path)
 
 
-def plot_reconstructions(model, x, n=10, image_shape=None, path=None):
+def plot_class_samples(model, n_per_class=10, class_names=None, image_shape=None, seed=0, path=None):
+    """Samples of a class-conditional model, one row per class.
+
+    Row ``c`` decodes ``n_per_class`` codes ``z ~ p(z)`` with the one-hot
+    condition ``y = e_c``; column ``j`` uses the same ``z`` in every row, so a
+    column shows one "style" across the classes. The images are the means
+    ``decode(z, condition=y)["mean"]`` (in a hierarchy, lower layers at their
+    conditional means).
+
+    Args:
+        model: a conditional model (``condition_dim = K`` classes) with
+            ``sample(n, seed=, condition=)`` and ``decode(z, condition=)``.
+        n_per_class: samples (columns) per class.
+        class_names: K row labels (default ``0..K-1``).
+        image_shape: ``(H, W)``; the model's image shape or square if None.
+        seed: seed of the codes.
+        path: if given, save a PNG there.
+
+    Returns:
+        The ``Figure``; ``fig.axes`` row-major, ``K x n_per_class`` images.
+
+    Raises:
+        ValueError: an unconditional model or ``class_names`` not K long.
+
+    Example:
+        >>> fig = plot_class_samples(model, n_per_class=8, class_names=[str(d) for d in range(10)])
+    """
+    k = getattr(model, "condition_dim", None)
+    if k is None:
+        raise ValueError("plot_class_samples needs a conditional model (condition_dim=K); use plot_samples.")
+    n = int(n_per_class)
+    if n < 1:
+        raise ValueError(f"n_per_class must be a positive integer, got {n_per_class!r}.")
+    names = [str(c) for c in range(k)] if class_names is None else [str(c) for c in class_names]
+    if len(names) != k:
+        raise ValueError(f"class_names has {len(names)} names for condition_dim={k} classes.")
+    eye = np.eye(k, dtype=np.float32)
+    z = _to_numpy(model.sample(n, seed=seed, condition=eye[0])["z"])  # p(z) does not depend on y.
+    codes = np.tile(z, (k, 1)).astype(np.float32)
+    conditions = np.repeat(eye, n, axis=0)
+    means = _to_numpy(model.decode(codes, condition=conditions)["mean"]).reshape(k * n, -1)
+    images = _as_images(means, _model_image_shape(model, image_shape))
+    fig, axes = _image_grid_figure(k, n, images.shape[1:3], left=0.8, top=0.45)
+    for c in range(k):
+        for j in range(n):
+            _show(axes[c, j], images[c * n + j])
+        axes[c, 0].set_ylabel(names[c], rotation=0, ha="right", va="center", labelpad=6)
+    fig.suptitle("Samples from p(x|z, y) per class y, same z per column",
+                 y=1.0 - 0.08 / fig.get_figheight(), va="top")
+    return _finish(fig, path)
+
+
+def plot_reconstructions(model, x, n=10, image_shape=None, path=None, condition=None):
     """Inputs and their reconstructions, in paired rows.
 
     Rows alternate "input" / "reconstruction"; more than 10 examples wrap
@@ -83,6 +149,8 @@ def plot_reconstructions(model, x, n=10, image_shape=None, path=None):
         n: number of examples.
         image_shape: ``(H, W)``; inferred as square if None.
         path: if given, save a PNG there.
+        condition: for a conditional model, ``y`` ``[N, K]`` of the rows of
+            ``x`` (the first ``n`` are used), passed to ``model.reconstruct``.
 
     Returns:
         The ``Figure``; the axes of row pair ``b`` are ``fig.axes`` in
@@ -91,7 +159,11 @@ def plot_reconstructions(model, x, n=10, image_shape=None, path=None):
     x = _model_inputs(model, _to_numpy(x)[:n])
     n = x.shape[0]
     image_shape = _model_image_shape(model, image_shape)
-    recon = _to_numpy(model.reconstruct(x)).reshape(n, -1)
+    if condition is None:
+        recon = _to_numpy(model.reconstruct(x)).reshape(n, -1)
+    else:
+        condition = np.asarray(condition, np.float32)[:n]
+        recon = _to_numpy(model.reconstruct(x, condition=condition)).reshape(n, -1)
     x = x.reshape(n, -1)
     inputs = _as_images(x, image_shape)
     recons = _as_images(recon, image_shape)
