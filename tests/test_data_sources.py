@@ -447,3 +447,12 @@ def test_cli_malformed_data_gives_one_error_line(tmp_path, capsys, name, content
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
     assert not (tmp_path / "run" / "model.keras").exists()
+
+
+def test_cli_names_match_the_package():
+    from keras_vae import presets
+    from keras_vae.cli import options
+    from keras_vae.heads import observations
+
+    assert options.PRESETS == tuple(presets.PRESETS)
+    assert set(options.LIKELIHOODS) == set(observations._OBSERVATIONS)
