@@ -352,3 +352,45 @@ class TestConditionalExport:
         with pytest.raises(export.ExportError, match="condition"):
             export.export_model(_vae(), tmp_path / "e", quantize="int8", allow_untrained=True,
                                 representative_data=_labelled(8)[0])
+
+
+class TestConditionalPlotsAndCli:
+    def test_plot_class_samples_one_row_per_class(self, tmp_path):
+        from keras_vae import plotting
+
+        model = keras_vae.VAE(64, latent_dim=2, hidden_dims=(8,), condition_dim=K, seed=0)
+        fig = plotting.plot_class_samples(model, n_per_class=4, class_names=["a", "b", "c"], path=tmp_path / "g.png")
+        assert len(fig.axes) == K * 4 and (tmp_path / "g.png").is_file()
+        assert [fig.axes[4 * c].get_ylabel() for c in range(K)] == ["a", "b", "c"]
+        # Column j shares z across rows; rows differ by the condition.
+        rows = [fig.axes[4 * c].images[0].get_array() for c in range(K)]
+        assert not np.allclose(rows[0], rows[1])
+        # plot_samples of a conditional model without a condition draws the class grid.
+        assert len(plotting.plot_samples(model, n=6).axes) == K * 2
+        with pytest.raises(ValueError, match="conditional model"):
+            plotting.plot_class_samples(keras_vae.VAE(64, latent_dim=2, hidden_dims=(8,)))
+
+    def test_train_condition_labels_needs_labels(self, tmp_path, capsys):
+        from keras_vae import cli
+
+        path = tmp_path / "unlabelled.npy"
+        np.save(path, np.random.default_rng(0).random((20, 16)).astype("float32"))
+        args = ["train", "--condition", "labels", "--dataset", str(path), "--out", str(tmp_path / "run"), "--quiet"]
+        assert cli.main(args) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: --condition labels needs a dataset with labels")
+
+    @pytest.mark.slow
+    def test_train_condition_labels_writes_a_conditional_run(self, tmp_path):
+        import json
+
+        from keras_vae import cli
+
+        out = tmp_path / "run"
+        args = ["train", "--condition", "labels", "--epochs", "2", "--limit", "300", "--out", str(out), "--quiet"]
+        assert cli.main(args) == 0
+        model = keras.saving.load_model(out / "model.keras", safe_mode=True)
+        assert model.condition_dim == 10
+        assert json.loads((out / "metrics.json").read_text())["settings"]["condition"] == "labels"
+        assert (out / "samples.png").is_file() and (out / "reconstructions.png").is_file()
+        assert cli.main(["sample", str(out / "model.keras"), "--n", "20", "--out", str(tmp_path / "s.png")]) == 0

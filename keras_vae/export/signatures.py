@@ -135,6 +135,9 @@ class ServingModule(tf.Module):
             return sampler(tf.shape(inputs[len(c_specs)])[0], *inputs)
 
         def function(fn, signature):
+            if not conditional:
+                # Exactly the signature's inputs: the condition=None default is no input.
+                fn = _positional(fn)
             return tf.function(fn, input_signature=signature, autograph=False)
 
         self.decode = function(decode, [z_spec] + c_specs)
@@ -202,6 +205,11 @@ def _sample_noise(model):
     suffix = [f", draw {j} of {count}" if count > 1 else "" for j in range(count)]
     docs += [f"[n, ...] noise of x ~ p(x | h_1){part}" for part in suffix]
     return names, docs
+
+
+def _positional(fn):
+    """``fn`` called with the positional inputs it is given (its defaults are no inputs)."""
+    return lambda *inputs: fn(*inputs)
 
 
 def _probe_condition(model):

@@ -85,7 +85,7 @@ def plot_samples(model, n=64, image_shape=None, seed=0, path=None, condition=Non
                       title=title, path=path)
 
 
-def plot_class_samples(model, n_per_class=10, class_names=None, image_shape=None, seed=0, path=None):
+def plot_class_samples(model, n_per_class=10, class_names=None, image_shape=None, seed=0, path=None, title=None):
     """Samples of a class-conditional model, one row per class.
 
     Row ``c`` decodes ``n_per_class`` codes ``z ~ p(z)`` with the one-hot
@@ -102,6 +102,7 @@ def plot_class_samples(model, n_per_class=10, class_names=None, image_shape=None
         image_shape: ``(H, W)``; the model's image shape or square if None.
         seed: seed of the codes.
         path: if given, save a PNG there.
+        title: figure title (default: what the grid shows).
 
     Returns:
         The ``Figure``; ``fig.axes`` row-major, ``K x n_per_class`` images.
@@ -132,7 +133,7 @@ def plot_class_samples(model, n_per_class=10, class_names=None, image_shape=None
         for j in range(n):
             _show(axes[c, j], images[c * n + j])
         axes[c, 0].set_ylabel(names[c], rotation=0, ha="right", va="center", labelpad=6)
-    fig.suptitle("Samples from p(x|z, y) per class y, same z per column",
+    fig.suptitle(title or "Samples from p(x|z, y) per class y, same z per column",
                  y=1.0 - 0.08 / fig.get_figheight(), va="top")
     return _finish(fig, path)
 
