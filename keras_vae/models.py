@@ -391,26 +391,47 @@ class HelmholtzMachine(StochasticHierarchy, Trainer, keras.Model):
         return ((x, y) if self.condition_dim is not None else x,)
 
     def train_step(self, data):
+        """``Trainer.train_step`` on the batch's model inputs (``x`` or ``(x, y)``)."""
         return super().train_step(self._step_data(data))
 
     def test_step(self, data):
+        """``Trainer.test_step`` on the batch's model inputs: the ELBO of ``p(x | y)`` for a conditional model."""
         return super().test_step(self._step_data(data))
 
     def predict_step(self, data):
+        """Reconstructions of the batch (given its ``y`` for a conditional model)."""
         return self(self._step_data(data)[0])
 
     def make_train_function(self, force=False):
+        """The training function (see ``Trainer``); a conditional model uses Keras's own loop.
+
+        The fused multi-step XLA loop stacks batches of ``x`` alone, so a
+        conditional model runs Keras's loop (XLA per step when compiled so).
+        """
         if self.condition_dim is None:
             return super().make_train_function(force)
-        # The fused multi-step XLA loop stacks x alone: a conditional model runs Keras's loop.
         return keras.Model.make_train_function(self, force)
 
     def fit(self, x=None, y=None, **kwargs):
+        """``Trainer.fit``; a conditional model's data are ``(x, y)`` pairs.
+
+        Args:
+            x: ``[N, *input_shape]`` examples or a ``tf.data.Dataset``; for a
+                conditional model the pair ``(x, y [N, K])`` or a dataset of
+                ``(x, y)`` batches. An unconditional model ignores labels.
+            y: for a conditional model, the condition may also come here
+                (``fit(x, y)`` is ``fit((x, y))``); otherwise ignored.
+            **kwargs: ``keras.Model.fit``'s other arguments.
+
+        Returns:
+            The ``History``.
+        """
         if self.condition_dim is not None and y is not None and not isinstance(x, tf.data.Dataset):
-            x, y = (x, y), None  # fit(x, y): the condition is y.
+            x, y = (x, y), None
         return super().fit(x, y, **kwargs)
 
     def evaluate(self, x=None, y=None, **kwargs):
+        """``Trainer.evaluate``; data as for :meth:`fit`."""
         if self.condition_dim is not None and y is not None and not isinstance(x, tf.data.Dataset):
             x, y = (x, y), None
         return super().evaluate(x, y, **kwargs)
