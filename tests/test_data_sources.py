@@ -173,7 +173,6 @@ def test_bad_parquet_and_schema_files(tmp_path):
         datasets.load_data(tmp_path / "missing.csv")
 
 
-@pytest.mark.slow
 def test_pyarrow_missing_is_named(monkeypatch, tmp_path):
     import builtins
 
