@@ -29,7 +29,9 @@ from keras_vae.version import __version__
 
 #: Submodules reachable as ``keras_vae.<name>``.
 _SUBMODULES = (
+    "arrays",
     "callbacks",
+    "catalog",
     "cli",
     "datasets",
     "diagnostics",
@@ -39,11 +41,13 @@ _SUBMODULES = (
     "export",
     "heads",
     "hierarchy",
+    "images",
     "models",
     "networks",
     "objectives",
     "plotting",
     "presets",
+    "tables",
     "training",
 )
 #: Public name -> the submodule that defines it.
@@ -60,6 +64,7 @@ _NAMES = {
     "MixedObservation": "heads",
     "ObservationHead": "heads",
     "StandardNormalPrior": "heads",
+    "TableSchema": "tables",
     "VAE": "models",
     "HelmholtzMachine": "models",
 }
