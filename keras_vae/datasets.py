@@ -653,8 +653,10 @@ def load_data(
 
         frame = tables.read_table(text)
         if schema is None:
+            # Kinds and labels from every row (no category unknown to a split); the
+            # numeric columns standardised with the training rows' mean and std.
             train_frame = frame.iloc[split_rows(len(frame), "train", source=text)]
-            schema = tables.TableSchema.infer(train_frame, source=text)
+            schema = tables.TableSchema.infer(frame, source=text).refit(train_frame)
         part = frame.iloc[split_rows(len(frame), split, source=text)].reset_index(drop=True)
         data = Data(schema.encode(part), None, kind="table", schema=schema, frame=part)
     if limit is not None and len(data.x) > limit:

@@ -250,6 +250,8 @@ class TableSchema:
                 )
             if count < 2 and not is_bool:
                 raise ValueError(f"{where}column {name!r} holds a single value ({_plain(values[0])!r}); drop it.")
+            if is_text and not isinstance(series.dtype, pd.CategoricalDtype) and name not in categorical:
+                _check_text(series, count, name, where)
             if name in numeric:
                 if not is_number:
                     raise ValueError(f"{where}column {name!r} of dtype {dtype} cannot be numeric.")
@@ -274,6 +276,28 @@ class TableSchema:
                 labels = tuple(sorted((_plain(v) for v in values), key=lambda v: (str(type(v)), v)))
             columns.append(Column(name, kind, dtype, labels=labels))
         return cls(columns, source=source)
+
+    def refit(self, frame):
+        """The same schema with the numeric columns' mean and std taken from ``frame``.
+
+        Kinds and labels stay (e.g. inferred from every row of a file, so
+        that no category is unknown to one split); the standardisation is
+        the training rows'.
+
+        Args:
+            frame: ``pandas.DataFrame``, the training rows.
+
+        Returns:
+            A new ``TableSchema``.
+        """
+        columns = []
+        for c in self.columns:
+            if c.kind == "numeric":
+                data = frame[c.name].to_numpy(np.float64)
+                std = float(data.std())
+                c = dataclasses.replace(c, mean=float(data.mean()), std=std if std > 0 else c.std)
+            columns.append(c)
+        return TableSchema(columns, source=self.source)
 
     # === The model ===
 
@@ -456,6 +480,27 @@ class TableSchema:
 
     def __eq__(self, other):
         return isinstance(other, TableSchema) and self.get_config()["columns"] == other.get_config()["columns"]
+
+
+#: A text column of at least this many rows, all distinct, is refused as an identifier.
+_ID_ROWS = 20
+
+
+def _check_text(series, count, name, where):
+    """Refuses text columns that are numbers with a few stray strings, or identifiers."""
+    pd = _pandas()
+    numbers = pd.to_numeric(series, errors="coerce")
+    stray = series[numbers.isna()].unique()
+    if count > MAX_CATEGORIES and 0 < len(stray) <= 0.05 * len(series):
+        raise ValueError(
+            f"{where}column {name!r} holds numbers and {len(stray)} text value(s) such as {_plain(stray[0])!r}; "
+            "fix or drop those rows (or name the column in categorical=... to model it as categories)."
+        )
+    if count == len(series) >= _ID_ROWS:
+        raise ValueError(
+            f"{where}column {name!r} has a different text value in every row (an identifier?); drop it "
+            "(or name it in categorical=...)."
+        )
 
 
 def _labels(config):

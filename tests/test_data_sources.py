@@ -142,6 +142,18 @@ def test_table_files_load_split_and_decode(tmp_path, suffix):
     pd.testing.assert_frame_equal(decoded, test.frame, check_exact=False, rtol=1e-5, atol=1e-4)
 
 
+def test_a_category_seen_in_one_split_only_is_known_to_both(tmp_path):
+    frame = _clustered_frame(50)
+    frame.loc[7, "kind"] = "rare"  # One row: in one split only.
+    frame.to_csv(tmp_path / "rare.csv", index=False)
+    train, test = datasets.load_data(tmp_path / "rare.csv", "train"), datasets.load_data(tmp_path / "rare.csv", "test")
+    assert train.schema == test.schema and "rare" in train.schema.column("kind").labels
+    rows = pd.concat([train.frame, test.frame])
+    assert (rows["kind"] == "rare").sum() == 1
+    # The standardisation is still the training rows'.
+    assert train.schema.column("x").mean == pytest.approx(train.frame["x"].mean())
+
+
 def _write(path, text):
     path.write_text(text)
     return path
@@ -156,6 +168,16 @@ def _write(path, text):
         ("holes.csv", "a,b\n1,x\n2,\n3,y\n4,x\n", r"holes\.csv: column 'b' has 1 missing value"),
         ("const.csv", "a,b\n1,x\n2,x\n3,x\n", r"const\.csv: column 'b' holds a single value"),
         ("one.csv", "a,b\n1,x\n", r"one\.csv: 1 example\(s\); need at least 2"),
+        (
+            "stray.csv",
+            "v\n" + "\n".join(str(i) for i in range(30)) + "\nunknown\n",
+            r"stray\.csv: column 'v' holds numbers and 1 text value\(s\) such as 'unknown'",
+        ),
+        (
+            "ids.csv",
+            "id,v\n" + "\n".join(f"row{i},{i % 3}" for i in range(25)) + "\n",
+            r"ids\.csv: column 'id' has a different text value in every row",
+        ),
     ],
 )
 def test_each_malformed_table_gives_one_clear_error(tmp_path, name, text, message):
