@@ -162,6 +162,7 @@ class StochasticHierarchy:
             encoder (which may expect images) reads ``x`` and ``y`` joins its
             features.
         """
+        self._check_given(condition)
         net = self.recognition_networks[m]
         if m == 0 and self._condition_joins_features:
             return join_condition(net(h, training=training), condition)
@@ -173,7 +174,13 @@ class StochasticHierarchy:
         Network 0 feeds the observation head ``p(x | h_1, y)``, network ``m``
         the head of ``p(h_m | h_{m+1}, y)``.
         """
+        self._check_given(condition)
         return self.generative_networks[m](join_condition(h, condition), training=training)
+
+    def _check_given(self, condition):
+        """A clear error for a network input without the condition its model needs (or the reverse)."""
+        if (condition is None) != (self.condition_dim is None):
+            self.check_condition(condition)
 
     # === Passes ===
 

@@ -217,6 +217,7 @@ class TestConditionalErrors:
             lambda: model.sample(2),
             lambda: model.encode(x),
             lambda: model.decode(np.zeros((2, 2), "float32")),
+            lambda: model.recognize(x),  # The lower-level passes check too.
             lambda: evaluation.log_likelihood(model, x, k=2, verbose=0),
             lambda: evaluation.log_likelihood(model, tf.data.Dataset.from_tensor_slices(x), k=2, verbose=0),
         ):
