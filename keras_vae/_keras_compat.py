@@ -33,6 +33,13 @@ def compile_config(model):
     return getattr(model, "_compile_config", None)
 
 
+def reduce_per_replica(values, strategy, reduction="auto"):
+    """Keras's reduction of per-replica step outputs (``backend.tensorflow.trainer.reduce_per_replica``)."""
+    from keras.src.backend.tensorflow import trainer
+
+    return trainer.reduce_per_replica(values, strategy, reduction=reduction)
+
+
 def in_multi_worker_mode(strategy):
     """Whether a strategy spans several workers (``extended._in_multi_worker_mode``), the
     check Keras's trainer uses to pick its multi-worker reduction."""

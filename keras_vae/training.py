@@ -124,15 +124,34 @@ class Trainer:
     def train_step(self, data):
         return self._train_step(data, skip_nonfinite=True)[0]
 
-    def _train_step(self, data, skip_nonfinite):
-        """One update; returns ``(logs, finite)``, ``finite`` whether every loss was finite."""
-        x = features(data)
+    def _gradients(self, x, global_batch=None):
+        """Gradients of the training objective on this replica's batch.
+
+        Each loss is the sum over the local batch divided by the *global*
+        batch size, so summing gradients across replicas gives the gradient
+        of the global-batch mean.
+
+        Args:
+            x: ``[B, *input_shape]`` local batch.
+            global_batch: float scalar, the global batch size; ``None`` sums
+                the local sizes across replicas here (a cross-replica op,
+                which an XLA-compiled step must receive as an input instead).
+
+        Returns:
+            ``(grads, metrics, means)``: one gradient per variable of
+            ``trainable_variables`` (``None`` where a variable gets none),
+            metric values ``{name: [B]}`` and the global-mean losses
+            ``{group: scalar}``.
+        """
         # One loss for all variables (ELBO, IWAE): a non-persistent tape
         # frees the forward activations as it goes.
         persistent = len(self.training_objective.variable_groups) > 1
         with tf.GradientTape(persistent=persistent) as tape:
             losses, metrics = self.objective_losses(x, training=True)
-            means = {g: global_mean(loss) for g, loss in losses.items()}
+            if global_batch is None:
+                means = {g: global_mean(loss) for g, loss in losses.items()}
+            else:
+                means = {g: ops.sum(loss) / global_batch for g, loss in losses.items()}
             scaled = {g: self.optimizer.scale_loss(m) for g, m in means.items()}
         routed = {}
         for group, loss in scaled.items():
@@ -140,10 +159,14 @@ class Trainer:
             for var, grad in zip(variables, tape.gradient(loss, variables)):
                 routed[id(var)] = grad
         del tape
-        # Apply in trainable_variables order, the order the optimizer's slots
-        # are restored in when a saved model is loaded.
+        # In trainable_variables order, the order the optimizer's slots are
+        # restored in when a saved model is loaded.
+        return [routed.get(id(v)) for v in self.trainable_variables], metrics, means
+
+    def _train_step(self, data, skip_nonfinite):
+        """One update; returns ``(logs, finite)``, ``finite`` whether every loss was finite."""
+        grads, metrics, means = self._gradients(features(data))
         variables = self.trainable_variables
-        grads = [routed.get(id(v)) for v in variables]
 
         def apply():
             self.optimizer.apply_gradients(zip(grads, variables))
@@ -163,17 +186,22 @@ class Trainer:
         return self._record(metrics), finite
 
     def make_train_function(self, force=False):
-        """Keras's training function, or one XLA program per ``steps_per_execution`` steps.
+        """The function ``fit`` calls once per ``steps_per_execution`` steps.
 
-        With XLA on, several steps per execution and no ``tf.distribute``
-        strategy, the steps of one execution run as a single XLA loop over
-        the stacked batches instead of Keras's graph loop of one XLA call per
-        step (whose per-step dispatch cost about as much as a small model's
-        step itself). Otherwise, Keras's own function.
+        - Under a ``tf.distribute`` strategy: ``_distributed_function``,
+          each replica's forward and backward pass one XLA program.
+        - With XLA on and several steps per execution: the steps of one
+          execution run as a single XLA loop over the stacked batches instead
+          of Keras's graph loop of one XLA call per step (whose per-step
+          dispatch cost about as much as a small model's step itself).
+        - Otherwise, Keras's own function.
         """
         if self.train_function is not None and not force:
             return self.train_function
         super().make_train_function(force=True)
+        if self._distributed():
+            self.train_function = self._distributed_function(self._replica_train_step())
+            return self.train_function
         if not (
             self.jit_compile
             and not self.run_eagerly
@@ -228,13 +256,111 @@ class Trainer:
         return function
 
 
-    def test_step(self, data):
-        x = features(data)
+    def _distributed(self):
+        """Whether the model runs under a ``tf.distribute`` strategy."""
+        return _keras_compat.distribute_strategy(self) is not None or tf.distribute.has_strategy()
+
+    def _replica_function(self, fn):
+        """``fn`` as the per-replica program: XLA-compiled when ``jit_compile`` is on."""
+        if self.run_eagerly:
+            return fn
+        return tf.function(fn, jit_compile=bool(self.jit_compile), reduce_retracing=True)
+
+    def _replica_train_step(self):
+        """One training step on one replica, for ``strategy.run``.
+
+        The gradients come from one compiled program per replica; the global
+        batch size it divides by is summed across replicas outside it, and the
+        optimizer then sums the gradients across replicas and updates the
+        mirrored variables (cross-replica work XLA cannot hold).
+        """
+        gradients = self._replica_function(self._gradients)
+
+        def step(data):
+            x = features(data)
+            local = ops.cast(ops.shape(x)[0], "float32")
+            global_batch = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, local)
+            grads, metrics, _ = gradients(x, global_batch)
+            self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+            return self._record(metrics)
+
+        return step
+
+    def _replica_test_step(self):
+        """One evaluation step on one replica, for ``strategy.run``."""
+        test_metrics = self._replica_function(self._test_metrics)
+
+        def step(data):
+            return self._record(test_metrics(features(data)))
+
+        return step
+
+    def _distributed_function(self, replica_step):
+        """A ``fit``/``evaluate`` function running ``replica_step`` under the model's strategy.
+
+        One call runs ``steps_per_execution`` steps as one graph. The steps
+        are unrolled in that graph, not looped: the gradient all-reduce is a
+        cross-replica call, which cannot sit in the body of a graph loop (why
+        Keras's own multi-step loop fails under strategies, keras-team/keras
+        issue 19246). The last steps of an epoch, fewer than an execution,
+        run one per call.
+
+        Args:
+            replica_step: ``data -> logs``, run on each replica.
+
+        Returns:
+            ``iterator -> logs``, as Keras's ``train_function``.
+        """
+        strategy = self.distribute_strategy
+        n = int(self.steps_per_execution or 1)
+
+        def run_steps(batches):
+            for data in batches:
+                outputs = strategy.run(replica_step, args=(data,))
+            return _keras_compat.reduce_per_replica(outputs, strategy, "auto")
+
+        if not self.run_eagerly:
+            run_steps = tf.function(run_steps, reduce_retracing=True)
+
+        def function(iterator):
+            if isinstance(iterator, (tf.data.Iterator, tf.distribute.DistributedIterator)):
+                batches = []
+                for _ in range(n):
+                    optional = iterator.get_next_as_optional()
+                    if not optional.has_value():
+                        break
+                    batches.append(optional.get_value())
+            else:
+                batches = [data for _, data in zip(range(n), iterator)]
+            if not batches:
+                raise StopIteration
+            if len(batches) == n:
+                return run_steps(batches)
+            for data in batches:
+                logs = run_steps([data])
+            return logs
+
+        return function
+
+    def make_test_function(self, force=False):
+        """Keras's evaluation function, or ``_distributed_function`` under a strategy."""
+        if self.test_function is not None and not force:
+            return self.test_function
+        super().make_test_function(force=True)
+        if self._distributed():
+            self.test_function = self._distributed_function(self._replica_test_step())
+        return self.test_function
+
+    def _test_metrics(self, x):
+        """ELBO, its parts and (with ``eval_samples``) log p(x) per example of ``x``: ``{name: [B]}``."""
         metrics = objectives.elbo(self.terms(x, self.n_samples))
         metrics["loss"] = -metrics["elbo"]
         if self.eval_samples:
             metrics["log_px"] = objectives.iwae(self.terms(x, self.eval_samples, analytic_kl=False))
-        return self._record(metrics)
+        return metrics
+
+    def test_step(self, data):
+        return self._record(self._test_metrics(features(data)))
 
     def compile(
         self,
@@ -259,28 +385,23 @@ class Trainer:
                 ``DEFAULT_STEPS_PER_EXECUTION`` steps per call, which removes
                 most of the per-batch Python and dispatch overhead of small
                 models; callbacks' batch hooks then run once per call. Under
-                a ``tf.distribute`` strategy it means 1 (Keras's multi-step
-                loop does not run there).
+                a ``tf.distribute`` strategy too.
             jit_compile: ``"auto"`` (default) compiles the training and test
-                steps with XLA whenever every layer supports it and the model
-                is not under a ``tf.distribute`` strategy, on CPU too (Keras's
-                own ``"auto"`` turns XLA off on CPU-only machines). The
+                steps with XLA whenever every layer supports it, on CPU too
+                (Keras's own ``"auto"`` turns XLA off on CPU-only machines).
+                Under a ``tf.distribute`` strategy each replica's step is one
+                XLA program and the cross-replica sums run between them. The
                 environment variable ``KERAS_VAE_JIT_COMPILE=0`` makes
                 ``"auto"`` mean no XLA (compilation takes a few seconds per
                 model, which only very short runs such as unit tests notice).
         """
         requested = {"steps_per_execution": steps_per_execution, "jit_compile": jit_compile}
         if steps_per_execution == "auto":
-            # Keras's multi-step loop fails under tf.distribute strategies
-            # ("You must feed a value for placeholder tensor", keras-team/keras
-            # issue 19246): one step per call there.
-            distributed = _keras_compat.distribute_strategy(self) is not None
-            steps_per_execution = 1 if distributed else DEFAULT_STEPS_PER_EXECUTION
+            steps_per_execution = DEFAULT_STEPS_PER_EXECUTION
         if jit_compile == "auto":
             jit_compile = (
                 auto_jit_allowed()
                 and not run_eagerly
-                and _keras_compat.distribute_strategy(self) is None
                 and all(layer.supports_jit for layer in _keras_compat.flatten_layers(self))
             )
         super().compile(

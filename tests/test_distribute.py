@@ -22,6 +22,11 @@ WORKER = pathlib.Path(__file__).with_name("_worker_distribute.py")
 ROOT = WORKER.parent.parent
 
 
+#: Five global batches of 100: two executions of two steps, then one step alone.
+EXAMPLES = ("--examples", "500")
+TWO_STEPS = ("--compile", '{"steps_per_execution": 2}')
+
+
 def _env(**extra):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERAS_VAE_JIT_COMPILE="0")
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
@@ -75,9 +80,19 @@ def runs(tmp_path_factory):
     """
     tmp = tmp_path_factory.mktemp("distribute")
     procs = {
-        "single": _start(tmp / "single.npz", "--strategy", "none", "--deterministic"),
+        # The reference: Keras's own step loop, no XLA, one device.
+        "single": _start(tmp / "single.npz", "--strategy", "none", "--deterministic", *EXAMPLES),
+        # keras-vae's defaults under a strategy: XLA per replica, several steps per execution.
         "mirrored": _start(
-            tmp / "mirrored.npz", "--strategy", "mirrored", "--cpu-devices", "2", "--deterministic"
+            tmp / "mirrored.npz",
+            "--strategy",
+            "mirrored",
+            "--cpu-devices",
+            "2",
+            "--deterministic",
+            *EXAMPLES,
+            *TWO_STEPS,
+            KERAS_VAE_JIT_COMPILE="auto",
         ),
     }
     for proc in procs.values():
@@ -91,9 +106,9 @@ def test_two_mirrored_replicas_match_one_device(runs, model):
     assert int(single["replicas"]) == 1 and int(mirrored["replicas"]) == 2
     _assert_same_weights(single, mirrored, model)
     np.testing.assert_allclose(single[f"{model}_loss"], mirrored[f"{model}_loss"], rtol=1e-5)
-    # Under a strategy the defaults are no XLA and one step per execution.
-    assert int(mirrored[f"{model}_steps_per_execution"]) == 1
-    assert not bool(mirrored[f"{model}_jit_compile"])
+    # Under the strategy each replica's step was one XLA program, two steps per execution.
+    assert int(mirrored[f"{model}_steps_per_execution"]) == 2
+    assert bool(mirrored[f"{model}_jit_compile"])
 
 
 def test_replicas_draw_different_noise(runs):
@@ -118,7 +133,10 @@ def test_multi_worker_matches_one_device_and_workers_agree(runs, tmp_path):
             "--strategy",
             "multi_worker",
             "--deterministic",
+            *EXAMPLES,
+            *TWO_STEPS,
             TF_CONFIG=distribute.tf_config(workers, i),
+            KERAS_VAE_JIT_COMPILE="auto",
         )
         for i in range(2)
     ]
