@@ -476,3 +476,12 @@ def test_cli_names_match_the_package():
 
     assert options.PRESETS == tuple(presets.PRESETS)
     assert set(options.LIKELIHOODS) == set(observations._OBSERVATIONS)
+
+
+def test_data_options_are_json_settings_so_a_run_resumes():
+    from keras_vae.cli import make_parser
+    from keras_vae.cli import train
+
+    argv = ["train", "--dataset", "pics", "--image-size", "6,6", "--color-mode", "rgb", "--preset", "conv_mnist"]
+    settings = train.run_settings(make_parser().parse_args(argv))
+    assert json.loads(json.dumps(settings)) == settings

@@ -84,8 +84,8 @@ def image_shape(text):
 
 
 def image_size(text):
-    """An ``argparse`` type: ``"HEIGHT,WIDTH"``, e.g. ``"64,64"`` -> ``(64, 64)``."""
-    size = tuple(ints(text))
+    """An ``argparse`` type: ``"HEIGHT,WIDTH"``, e.g. ``"64,64"`` -> ``[64, 64]`` (a list: run settings are JSON)."""
+    size = ints(text)
     if len(size) != 2:
         raise argparse.ArgumentTypeError(f"expected HEIGHT,WIDTH such as 64,64, got {text!r}")
     return size
