@@ -1,4 +1,4 @@
-"""Training and evaluation throughput: keras-vae against a plain PyTorch loop.
+"""Training and evaluation throughput: keras-vae against plain JAX and PyTorch programs.
 
 Models (Burda et al., 2015, dynamically binarised MNIST, tanh, Bernoulli
 pixels, batch 100, Adam 1e-3):
@@ -22,6 +22,11 @@ and PyTorch, after a warm-up run of each, interleaved (A B A B ...) over
   ``steps_per_execution=1``); ``--no-baseline`` leaves it out;
 - ``keras-vae fit, tf.data autotuner on`` (with ``--autotune-row``): the
   defaults on the same pipeline with tf.data's autotuner turned back on;
+- ``jax (one jit per epoch)``: the same model, initialisation and
+  optimiser as a plain JAX program written for speed
+  (``benchmarks/_jax_reference.py``: the epoch's shuffle, binarisation and
+  steps in one jitted ``lax.scan``, optax Adam); skipped if jax/optax are not
+  installed, or with ``--no-jax``;
 - ``pytorch eager``: the same model, optimiser
   (Adam, Keras's epsilon) and batch size as a plain PyTorch training loop
   (shuffle, ``torch.bernoulli`` per batch); skipped with a message if torch is
@@ -30,7 +35,14 @@ and PyTorch, after a warm-up run of each, interleaved (A B A B ...) over
   ``jit_compile=True`` and with its defaults) / ``pytorch log p(x)``: the same
   estimator, ``logsumexp_i log w_i - log k``, 100 images by 81 samples at a
   time (the evaluation module's default chunking), on the test images
-  binarised by ``keras_vae.datasets.binarize_test``.
+  binarised by ``keras_vae.datasets.binarize_test``; ``jax log p(x)`` the
+  same in JAX (``vmap``-free broadcasting over the chunk, one jitted call per
+  chunk).
+
+Each training row also gives its share of the machine's float32 peak: the
+examples/s times the model's FLOPs per training example (6 per weight:
+2 forward, 4 backward) over the matrix-multiply rate XLA reaches on this
+machine (1024 x 1024 products, measured at the start).
 
 The figures are training (or evaluated) examples per second; the table gives
 the median over the repeats and the ratio keras-vae / PyTorch. Run::
@@ -71,6 +83,7 @@ def parse_args(argv=None):
     parser.add_argument("--k", type=int, default=5000, help="importance samples per test image")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="intra- and inter-op threads for both")
     parser.add_argument("--no-torch", action="store_true", help="leave out the PyTorch rows")
+    parser.add_argument("--no-jax", action="store_true", help="leave out the JAX rows")
     parser.add_argument("--no-baseline", action="store_true", help="leave out the pre-change keras-vae settings")
     parser.add_argument(
         "--autotune-row", action="store_true",
@@ -146,6 +159,48 @@ def train_dataset(n, batch_size, seed, data_path, autotune=False):
         options.autotune.enabled = True
         ds = ds.with_options(options)
     return ds
+
+
+#: Weights of each model's dense layers (multiply-adds per example of one forward pass).
+MODEL_MACS = {
+    "vae": 784 * 200 + 200 * 200 + 2 * 200 * 50 + 50 * 200 + 200 * 200 + 200 * 784,
+    "hm": 784 * 200 + 200 * 200 + 2 * 200 * 100 + 100 * 100 + 100 * 100 + 2 * 100 * 50
+    + 50 * 100 + 100 * 100 + 2 * 100 * 100 + 100 * 200 + 200 * 200 + 200 * 784,
+}
+
+
+def training_flops(kind):
+    """FLOPs per training example: 2 per weight forward, 4 backward."""
+    return 6 * MODEL_MACS[kind]
+
+
+def matmul_peak_gflops(size=1024, repeats=20):
+    """float32 GFLOP/s of XLA-compiled ``size x size`` matrix products on this machine (best of 3)."""
+    import tensorflow as tf
+
+    a = tf.random.uniform((size, size))
+
+    @tf.function(jit_compile=True)
+    def products(a):
+        b = a
+        for _ in range(repeats):
+            b = tf.matmul(a, b) * 1e-3
+        return tf.reduce_sum(b)
+
+    products(a).numpy()
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        products(a).numpy()
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 * repeats / best / 1e9
+
+
+def _jax():
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import _jax_reference
+
+    return _jax_reference if _jax_reference.available() else None
 
 
 def median(values):
@@ -380,16 +435,19 @@ def interleaved(runners, n, repeats, warmup_n):
     return results
 
 
-def print_table(title, results, reference):
+def print_table(title, results, reference, flops=None, peak_gflops=None):
+    """A markdown table: median examples/s, the runs, the ratio to ``reference`` and the share of peak."""
     print(f"\n{title}")
-    print(f"| implementation | examples/s (median) | runs | vs {reference} |")
-    print("| --- | ---: | --- | ---: |")
+    share = flops is not None and peak_gflops
+    print(f"| implementation | examples/s (median) | runs | vs {reference} |" + (" share of peak |" if share else ""))
+    print("| --- | ---: | --- | ---: |" + (" ---: |" if share else ""))
     ref = median(results.get(reference, []))
     for name, values in results.items():
         med = median(values)
         ratio = f"{med / ref:.2f}x" if reference in results and ref > 0 else "n/a"
         runs = ", ".join(f"{v:,.0f}" for v in values)
-        print(f"| {name} | {med:,.0f} | {runs} | {ratio} |")
+        extra = f" {100 * med * flops / (peak_gflops * 1e9):.0f}% |" if share else ""
+        print(f"| {name} | {med:,.0f} | {runs} | {ratio} |" + extra)
     sys.stdout.flush()
 
 
@@ -501,6 +559,9 @@ def main(argv=None):
     from keras_vae import datasets
 
     keras.utils.set_random_seed(args.seed)
+    jax_ref = None if args.no_jax else _jax()
+    if jax_ref is None and not args.no_jax:
+        print("JAX is not installed: the jax rows are skipped (pip install jax optax).")
     torch = None if args.no_torch else _torch()
     if torch is None and not args.no_torch:
         print("PyTorch is not installed: the pytorch rows are skipped (pip install torch==2.13.0 for a CPU build).")
@@ -511,7 +572,10 @@ def main(argv=None):
     )
     n = (min(args.train_examples, len(x_train)) // args.batch_size) * args.batch_size
     warmup = n  # A full run: the same dataset and shapes as the timed runs.
-    report = {"threads": args.threads, "repeats": args.repeats, "train_examples": n, "rows": {}}
+    peak = matmul_peak_gflops()
+    print(f"float32 matrix-multiply peak through XLA: {peak:.0f} GFLOP/s")
+    report = {"threads": args.threads, "repeats": args.repeats, "train_examples": n, "rows": {},
+              "peak_gflops": round(peak, 1), "training_flops_per_example": {}}  # fmt: skip
 
     titles = {
         "vae": f"Training, one stochastic layer 784-200-200-[50], batch {args.batch_size}, {n:,} examples per run",
@@ -531,10 +595,14 @@ def main(argv=None):
                 kind, args.batch_size, args.seed, dict(jit_compile=False, steps_per_execution=1),
                 data_path=args.data_path,
             )
+        if jax_ref is not None:
+            runners["jax (one jit per epoch)"] = jax_ref.JaxTrainer(kind, x_train, args.batch_size, args.seed)
         if torch is not None:
             runners["pytorch eager"] = TorchTrainer(kind, x_train, args.batch_size, args.seed)
         results = interleaved(runners, n, args.repeats, warmup)
-        print_table(titles[kind], results, "pytorch eager")
+        reference = "jax (one jit per epoch)" if jax_ref is not None else "pytorch eager"
+        print_table(titles[kind], results, reference, training_flops(kind), peak)
+        report["training_flops_per_example"][kind] = training_flops(kind)
         losses = {name: round(float(r.last_loss), 2) for name, r in runners.items()}
         print(f"(training loss after the last run: {losses})")
         report["rows"][kind] = results
@@ -547,13 +615,15 @@ def main(argv=None):
         }
         if not args.no_baseline:
             runners["keras-vae log p(x), log_likelihood defaults"] = KerasEvaluator(model, x_eval, args.k)
+        if jax_ref is not None:
+            runners["jax log p(x)"] = jax_ref.JaxEvaluator(x_eval, args.k, args.seed)
         if torch is not None:
             runners["pytorch log p(x)"] = TorchEvaluator(x_eval, args.k, args.seed)
         results = interleaved(runners, len(x_eval), args.repeats, min(len(x_eval), 100))
         print_table(
             f"Importance-sampled log p(x), k = {args.k}, {len(x_eval):,} test images per run (untrained model)",
             results,
-            "pytorch log p(x)",
+            "jax log p(x)" if jax_ref is not None else "pytorch log p(x)",
         )
         means = {name: round(float(np.mean(r.last)), 2) for name, r in runners.items()}
         print(f"(mean log p(x) estimate: {means})")
