@@ -142,7 +142,8 @@ class HelmholtzMachine(StochasticHierarchy, Trainer, keras.Model):
             the Bernoulli prior): it does not depend on ``y``. Data are
             pairs: ``fit((x, y))`` or a ``tf.data.Dataset`` of ``(x, y)``;
             ``sample``, ``encode``, ``decode``, ``reconstruct`` and
-            ``posterior_mean`` take ``condition=y``. None (default): an
+            ``posterior_mean`` take ``condition=y``. A conditional model
+            trains without a ``tf.distribute`` strategy. None (default): an
             unconditional model, which ignores the ``y`` of ``(x, y)`` data.
 
     ``fit``/``evaluate`` report nats per example: ``elbo``, ``reconstruction``
@@ -426,12 +427,24 @@ class HelmholtzMachine(StochasticHierarchy, Trainer, keras.Model):
         Returns:
             The ``History``.
         """
+        self._check_not_distributed()
         if self.condition_dim is not None and y is not None and not isinstance(x, tf.data.Dataset):
             x, y = (x, y), None
         return super().fit(x, y, **kwargs)
 
+    def _check_not_distributed(self):
+        """Conditional models train and evaluate without a ``tf.distribute`` strategy (its steps read x alone)."""
+        if self.condition_dim is not None and (
+            tf.distribute.has_strategy() or _keras_compat.distribute_strategy(self) is not None
+        ):
+            raise ValueError(
+                f"A conditional model (condition_dim={self.condition_dim}) does not run under a tf.distribute "
+                "strategy; train it without one."
+            )
+
     def evaluate(self, x=None, y=None, **kwargs):
         """``Trainer.evaluate``; data as for :meth:`fit`."""
+        self._check_not_distributed()
         if self.condition_dim is not None and y is not None and not isinstance(x, tf.data.Dataset):
             x, y = (x, y), None
         return super().evaluate(x, y, **kwargs)

@@ -238,6 +238,9 @@ class TestConditionalErrors:
             model.sample(4, condition=np.eye(K)[:2])
         with pytest.raises(ValueError, match="condition_dim"):
             keras_vae.VAE(16, condition_dim=0)
+        with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
+            with pytest.raises(ValueError, match="tf.distribute"):
+                model.fit((x, y), verbose=0)
 
     def test_unconditional_model_ignores_labels(self):
         x, y = _labelled(64)
