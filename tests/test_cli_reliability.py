@@ -218,6 +218,8 @@ def test_the_checkpoint_stays_until_every_artefact_is_written(tmp_path, monkeypa
     assert (out / "samples.png").exists() and not (out / "backup").exists()
     history = json.loads((out / "history.json").read_text())
     assert len(history["elbo"]) == 2  # the whole run's history, from the checkpoint
+    settings = json.loads((out / "metrics.json").read_text())["settings"]
+    assert settings["latent_dims"] == [2] and "interrupt_hint" not in settings  # options only
 
 
 def test_a_checkpoint_of_other_settings_is_named(tmp_path, capsys):

@@ -221,6 +221,11 @@ def test_plot_latent_space_uses_pca_above_2d():
     assert f"({pct:.0f}% of variance)" in ax.get_xlabel()
 
 
+def test_plot_latent_space_pca_of_one_example_says_why():
+    with pytest.raises(ValueError, match="at least 2 examples; got 1"):
+        plotting.plot_latent_space(FakeModel(latent_dim=5), _data(1))
+
+
 def test_plot_traversal_varies_one_dim_per_row():
     model = FakeModel(latent_dim=3)
     base = np.array([0.5, -1.0, 2.0], np.float32)

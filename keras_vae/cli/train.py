@@ -71,7 +71,19 @@ def add_arguments(parser):
 
 #: Options that do not change what a run computes: a checkpoint resumes whatever their values.
 NOT_SETTINGS = frozenset(
-    {"out", "overwrite", "verbose", "quiet", "debug", "func", "command", "epochs", "distribute", "cpu_devices"}
+    {
+        "out",
+        "overwrite",
+        "verbose",
+        "quiet",
+        "debug",
+        "func",
+        "command",
+        "epochs",
+        "distribute",
+        "cpu_devices",
+        "interrupt_hint",
+    }
 )
 
 

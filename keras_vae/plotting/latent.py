@@ -39,7 +39,7 @@ def plot_latent_space(model, x, y=None, path=None):
 
     Args:
         model: object with ``posterior_mean(x)`` returning ``[N, L]``.
-        x: data ``[N, D]``.
+        x: data ``[N, D]`` (N >= 2 when the latent has more than two units).
         y: optional labels ``[N]``: integer classes (at most 20) get one colour
             each and a legend; other values get a colour bar.
         path: if given, save a PNG there.
@@ -49,6 +49,10 @@ def plot_latent_space(model, x, y=None, path=None):
     """
     z = _encode_loc(model, x).astype(np.float64)
     latent_dim = z.shape[1]
+    if latent_dim > 2 and len(z) < 2:
+        raise ValueError(
+            f"The latent space plot projects {latent_dim}-d posterior means on their principal components, "
+            f"which needs at least 2 examples; got {len(z)}.")
     if latent_dim == 2:
         pts = z
         xlabel, ylabel = "z1 = E[q(z|x)][0]", "z2 = E[q(z|x)][1]"
