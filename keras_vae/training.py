@@ -385,23 +385,30 @@ class Trainer:
                 ``DEFAULT_STEPS_PER_EXECUTION`` steps per call, which removes
                 most of the per-batch Python and dispatch overhead of small
                 models; callbacks' batch hooks then run once per call. Under
-                a ``tf.distribute`` strategy too.
+                a ``tf.distribute`` strategy ``"auto"`` means 1; several
+                steps per call work there too when asked for.
             jit_compile: ``"auto"`` (default) compiles the training and test
                 steps with XLA whenever every layer supports it, on CPU too
-                (Keras's own ``"auto"`` turns XLA off on CPU-only machines).
-                Under a ``tf.distribute`` strategy each replica's step is one
-                XLA program and the cross-replica sums run between them. The
+                (Keras's own ``"auto"`` turns XLA off on CPU-only machines),
+                except under a ``tf.distribute`` strategy. With
+                ``jit_compile=True`` under a strategy, each replica's step is
+                one XLA program and the cross-replica sums run between them
+                (``_distributed_function``). The
                 environment variable ``KERAS_VAE_JIT_COMPILE=0`` makes
                 ``"auto"`` mean no XLA (compilation takes a few seconds per
                 model, which only very short runs such as unit tests notice).
         """
         requested = {"steps_per_execution": steps_per_execution, "jit_compile": jit_compile}
+        distributed = self._distributed()
         if steps_per_execution == "auto":
-            steps_per_execution = DEFAULT_STEPS_PER_EXECUTION
+            # Under a strategy the cross-replica sums of each step dominate on
+            # CPU devices; one step per call there until several pay off.
+            steps_per_execution = 1 if distributed else DEFAULT_STEPS_PER_EXECUTION
         if jit_compile == "auto":
             jit_compile = (
                 auto_jit_allowed()
                 and not run_eagerly
+                and not distributed
                 and all(layer.supports_jit for layer in _keras_compat.flatten_layers(self))
             )
         super().compile(

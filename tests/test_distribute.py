@@ -14,6 +14,7 @@ import sys
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import keras_vae
 from keras_vae import distribute
@@ -22,9 +23,10 @@ WORKER = pathlib.Path(__file__).with_name("_worker_distribute.py")
 ROOT = WORKER.parent.parent
 
 
-#: Five global batches of 100: two executions of two steps, then one step alone.
+#: Five global batches of 100: two executions of two steps, then one step alone,
+#: each replica's step an XLA program.
 EXAMPLES = ("--examples", "500")
-TWO_STEPS = ("--compile", '{"steps_per_execution": 2}')
+TWO_STEPS = ("--compile", '{"steps_per_execution": 2, "jit_compile": true}')
 
 
 def _env(**extra):
@@ -82,7 +84,7 @@ def runs(tmp_path_factory):
     procs = {
         # The reference: Keras's own step loop, no XLA, one device.
         "single": _start(tmp / "single.npz", "--strategy", "none", "--deterministic", *EXAMPLES),
-        # keras-vae's defaults under a strategy: XLA per replica, several steps per execution.
+        # XLA per replica and several steps per execution under a strategy.
         "mirrored": _start(
             tmp / "mirrored.npz",
             "--strategy",
@@ -92,7 +94,6 @@ def runs(tmp_path_factory):
             "--deterministic",
             *EXAMPLES,
             *TWO_STEPS,
-            KERAS_VAE_JIT_COMPILE="auto",
         ),
     }
     for proc in procs.values():
@@ -136,7 +137,6 @@ def test_multi_worker_matches_one_device_and_workers_agree(runs, tmp_path):
             *EXAMPLES,
             *TWO_STEPS,
             TF_CONFIG=distribute.tf_config(workers, i),
-            KERAS_VAE_JIT_COMPILE="auto",
         )
         for i in range(2)
     ]
@@ -250,6 +250,14 @@ def test_fused_xla_steps_match_keras_step_loop(binary_digits):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     for name in ("loss", "elbo", "kl"):
         np.testing.assert_allclose(h1[name], h5[name], rtol=1e-5)
+
+
+def test_compile_defaults_under_a_strategy_one_step_no_xla(monkeypatch):
+    monkeypatch.delenv("KERAS_VAE_JIT_COMPILE", raising=False)
+    with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
+        model = keras_vae.VAE(8, latent_dim=2, hidden_dims=(4,), seed=0)
+        model.compile(keras.optimizers.Adam(1e-3))
+    assert model.jit_compile is False and model.steps_per_execution == 1
 
 
 def test_explicit_compile_settings_are_kept(tmp_path, binary_digits):

@@ -1,0 +1,122 @@
+"""The global training step under ``MirroredStrategy`` against one device, in one process.
+
+The CPU is split into ``--devices`` logical devices (``keras_vae.distribute.split_cpu``);
+every row trains ``presets.from_preset(--preset)`` with Adam(1e-3) on the same
+binarised MNIST batches (global batch ``--batch-size``) and the rows are timed
+interleaved (A B C A B C ...), so they share the machine's load:
+
+- ``one device``: no strategy, keras-vae's defaults (XLA, fused steps);
+- ``mirrored, defaults``: the same model built under ``MirroredStrategy`` over the
+  logical devices with keras-vae's defaults (each replica's step one XLA program,
+  ``steps_per_execution`` steps per call, or ``--steps-per-execution``);
+- ``mirrored, no XLA, 1 step per call``: ``compile(jit_compile=False,
+  steps_per_execution=1)`` under the strategy (what Keras runs without
+  keras-vae's distributed step).
+
+Printed per row: milliseconds per global step (median over ``--repeats``
+epochs of ``--steps`` steps), examples/s overall and per replica, the ratio to
+one device, the first epoch's time (tracing and compilation) and the final
+training ELBO. Run::
+
+    KERAS_VAE_MNIST_PATH=mnist.npz python benchmarks/distributed_step.py --json benchmarks/results/distributed_step.json
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=2, help="logical CPU devices (mirrored replicas)")
+    parser.add_argument("--preset", default="burda_1layer")
+    parser.add_argument("--batch-size", type=int, default=100, help="global batch size")
+    parser.add_argument("--steps", type=int, default=256, help="global steps per timed epoch")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps-per-execution", default="auto", help="compile's setting for the mirrored default row")
+    parser.add_argument("--json", default=None, help="also write the results here")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from keras_vae import distribute
+
+    distribute.split_cpu(args.devices)
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_vae import datasets
+    from keras_vae import presets
+
+    x, _ = datasets.load_arrays("mnist", "train")
+    n = args.steps * args.batch_size
+    x = datasets.binarize(np.asarray(x[:n]), "static", seed=0)
+    data = tf.data.Dataset.from_tensor_slices(x).batch(args.batch_size).prefetch(2)
+    strategy = distribute.get_strategy("mirrored")
+    spe = args.steps_per_execution if args.steps_per_execution == "auto" else int(args.steps_per_execution)
+
+    def build(scope, **compile_kwargs):
+        with scope:
+            model = presets.from_preset(args.preset, seed=0)
+            model.compile(optimizer=keras.optimizers.Adam(1e-3), **compile_kwargs)
+        return model
+
+    rows = {
+        "one device": build(contextlib_null()),
+        "mirrored, defaults": build(strategy.scope(), steps_per_execution=spe),
+        "mirrored, no XLA, 1 step per call": build(strategy.scope(), jit_compile=False, steps_per_execution=1),
+    }
+    print(
+        f"{args.preset}, global batch {args.batch_size}, {args.steps} steps per epoch, "
+        f"{strategy.num_replicas_in_sync} replicas on {os.cpu_count()} CPUs"
+    )
+    first, times, elbo = {}, {name: [] for name in rows}, {}
+    for name, model in rows.items():
+        start = time.perf_counter()
+        model.fit(data, epochs=1, verbose=0)
+        first[name] = time.perf_counter() - start
+        print(f"  {name}: first epoch (tracing, compilation) {first[name]:.1f} s "
+              f"[jit_compile={model.jit_compile}, steps_per_execution={model.steps_per_execution}]", flush=True)
+    for _ in range(args.repeats):
+        for name, model in rows.items():
+            start = time.perf_counter()
+            history = model.fit(data, epochs=1, verbose=0)
+            times[name].append(1000 * (time.perf_counter() - start) / args.steps)
+            elbo[name] = float(history.history["elbo"][-1])
+    single = statistics.median(times["one device"])
+    print("\n| row | ms per global step (median) | runs | examples/s | per replica | vs one device | "
+          "first epoch s | train ELBO |")
+    print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |")
+    report = {"preset": args.preset, "batch_size": args.batch_size, "steps": args.steps,
+              "replicas": strategy.num_replicas_in_sync, "rows": {}}  # fmt: skip
+    for name, values in times.items():
+        ms = statistics.median(values)
+        replicas = 1 if name == "one device" else strategy.num_replicas_in_sync
+        per_second = 1000 * args.batch_size / ms
+        print(f"| {name} | {ms:.2f} | {', '.join(f'{v:.2f}' for v in values)} | {per_second:,.0f} | "
+              f"{per_second / replicas:,.0f} | {ms / single:.2f}x | {first[name]:.1f} | {elbo[name]:.2f} |")
+        report["rows"][name] = {"ms_per_step": values, "median_ms": ms, "vs_one_device": ms / single,
+                                "first_epoch_seconds": first[name], "train_elbo": elbo[name],
+                                "jit_compile": bool(rows[name].jit_compile),
+                                "steps_per_execution": int(rows[name].steps_per_execution)}  # fmt: skip
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def contextlib_null():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
