@@ -380,38 +380,27 @@ class HelmholtzMachine(StochasticHierarchy, Trainer, keras.Model):
         if not np.isfinite(y).all():
             raise ValueError(f"The condition y contains {int((~np.isfinite(y)).sum())} NaN/inf values.")
 
-    def _step_data(self, data):
-        """The batch as ``(inputs,)``: ``inputs`` is ``x``, or ``(x, y)`` for a conditional model.
+    def step_inputs(self, data):
+        """The batch's model inputs: ``x``, or ``(x, y)`` for a conditional model.
 
         Keras gives ``fit((x, y))``'s batches as ``((x, y),)`` and a dataset's
-        as ``(x, y)``; both become the model's inputs.
+        as ``(x, y)``; both become the model's inputs. An unconditional model
+        ignores labels.
+
+        Args:
+            data: a batch as Keras gives it.
+
+        Returns:
+            ``x [B, *input_shape]``, or ``(x, y [B, K])`` when ``condition_dim`` is set.
         """
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         if isinstance(x, (tuple, list)):
             x, y = x[0], (x[1] if len(x) > 1 else None)
-        return ((x, y) if self.condition_dim is not None else x,)
-
-    def train_step(self, data):
-        """``Trainer.train_step`` on the batch's model inputs (``x`` or ``(x, y)``)."""
-        return super().train_step(self._step_data(data))
-
-    def test_step(self, data):
-        """``Trainer.test_step`` on the batch's model inputs: the ELBO of ``p(x | y)`` for a conditional model."""
-        return super().test_step(self._step_data(data))
+        return (x, y) if self.condition_dim is not None else x
 
     def predict_step(self, data):
         """Reconstructions of the batch (given its ``y`` for a conditional model)."""
-        return self(self._step_data(data)[0])
-
-    def make_train_function(self, force=False):
-        """The training function (see ``Trainer``); a conditional model uses Keras's own loop.
-
-        The fused multi-step XLA loop stacks batches of ``x`` alone, so a
-        conditional model runs Keras's loop (XLA per step when compiled so).
-        """
-        if self.condition_dim is None:
-            return super().make_train_function(force)
-        return keras.Model.make_train_function(self, force)
+        return self(self.step_inputs(data))
 
     def fit(self, x=None, y=None, **kwargs):
         """``Trainer.fit``; a conditional model's data are ``(x, y)`` pairs.
@@ -427,24 +416,12 @@ class HelmholtzMachine(StochasticHierarchy, Trainer, keras.Model):
         Returns:
             The ``History``.
         """
-        self._check_not_distributed()
         if self.condition_dim is not None and y is not None and not isinstance(x, tf.data.Dataset):
             x, y = (x, y), None
         return super().fit(x, y, **kwargs)
 
-    def _check_not_distributed(self):
-        """Conditional models train and evaluate without a ``tf.distribute`` strategy (its steps read x alone)."""
-        if self.condition_dim is not None and (
-            tf.distribute.has_strategy() or _keras_compat.distribute_strategy(self) is not None
-        ):
-            raise ValueError(
-                f"A conditional model (condition_dim={self.condition_dim}) does not run under a tf.distribute "
-                "strategy; train it without one."
-            )
-
     def evaluate(self, x=None, y=None, **kwargs):
         """``Trainer.evaluate``; data as for :meth:`fit`."""
-        self._check_not_distributed()
         if self.condition_dim is not None and y is not None and not isinstance(x, tf.data.Dataset):
             x, y = (x, y), None
         return super().evaluate(x, y, **kwargs)

@@ -121,6 +121,20 @@ class Trainer:
         """
         return self.training_objective.losses(self, x, training=training)
 
+    def step_inputs(self, data):
+        """The model inputs of a batch of ``fit``/``evaluate`` data.
+
+        Args:
+            data: a batch as Keras gives it: ``x``, ``(x,)``, ``(x, y)`` or
+                ``(x, y, sample_weight)``.
+
+        Returns:
+            What ``objective_losses`` and ``terms`` take: here ``x`` (labels
+            are ignored); a conditional model overrides this to return
+            ``(x, y)``.
+        """
+        return features(data)
+
     def train_step(self, data):
         return self._train_step(data, skip_nonfinite=True)[0]
 
@@ -132,7 +146,8 @@ class Trainer:
         of the global-batch mean.
 
         Args:
-            x: ``[B, *input_shape]`` local batch.
+            x: the local batch's model inputs (``step_inputs``):
+                ``[B, *input_shape]``, or ``(x, y)`` for a conditional model.
             global_batch: float scalar, the global batch size; ``None`` sums
                 the local sizes across replicas here (a cross-replica op,
                 which an XLA-compiled step must receive as an input instead).
@@ -165,7 +180,7 @@ class Trainer:
 
     def _train_step(self, data, skip_nonfinite):
         """One update; returns ``(logs, finite)``, ``finite`` whether every loss was finite."""
-        grads, metrics, means = self._gradients(features(data))
+        grads, metrics, means = self._gradients(self.step_inputs(data))
         variables = self.trainable_variables
 
         def apply():
@@ -223,7 +238,8 @@ class Trainer:
             # Epoch checkpoints keep the last good weights.
             i, finite = tf.constant(0), tf.constant(True)
             while i < count and finite:
-                _, finite = self._train_step(batches[i], skip_nonfinite=False)
+                step = tf.nest.map_structure(lambda t, i=i: t[i], batches)
+                _, finite = self._train_step(step, skip_nonfinite=False)
                 i += 1
             return {name: self._trackers[name].result() for name in names}
 
@@ -235,21 +251,24 @@ class Trainer:
                 optional = iterator.get_next_as_optional()
                 if not optional.has_value():
                     break
-                batches.append(ops.convert_to_tensor(features(optional.get_value())))
+                batches.append(tf.nest.map_structure(ops.convert_to_tensor, self.step_inputs(optional.get_value())))
             if not batches:
                 raise StopIteration
             logs = None
             # Runs of same-shaped batches (the last batch of an epoch may be
             # smaller), each padded to n steps so XLA compiles one program
             # per batch shape; only the first `count` steps run.
+            def shapes(batch):
+                return [t.shape for t in tf.nest.flatten(batch)]
+
             while batches:
-                shape = batches[0].shape
                 same = 1
-                while same < len(batches) and batches[same].shape == shape:
+                while same < len(batches) and shapes(batches[same]) == shapes(batches[0]):
                     same += 1
                 group, batches = batches[:same], batches[same:]
-                padding = [tf.zeros_like(group[0])] * (n - len(group))
-                logs = run_steps(tf.stack(group + padding), tf.constant(len(group), tf.int32))
+                padding = [tf.nest.map_structure(tf.zeros_like, group[0])] * (n - len(group))
+                stacked = tf.nest.map_structure(lambda *ts: tf.stack(ts), *(group + padding))
+                logs = run_steps(stacked, tf.constant(len(group), tf.int32))
             return logs
 
         self.train_function = function
@@ -277,8 +296,8 @@ class Trainer:
         gradients = self._replica_function(self._gradients)
 
         def step(data):
-            x = features(data)
-            local = ops.cast(ops.shape(x)[0], "float32")
+            x = self.step_inputs(data)
+            local = ops.cast(ops.shape(tf.nest.flatten(x)[0])[0], "float32")
             global_batch = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, local)
             grads, metrics, _ = gradients(x, global_batch)
             self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
@@ -291,7 +310,7 @@ class Trainer:
         test_metrics = self._replica_function(self._test_metrics)
 
         def step(data):
-            return self._record(test_metrics(features(data)))
+            return self._record(test_metrics(self.step_inputs(data)))
 
         return step
 
@@ -352,7 +371,7 @@ class Trainer:
         return self.test_function
 
     def _test_metrics(self, x):
-        """ELBO, its parts and (with ``eval_samples``) log p(x) per example of ``x``: ``{name: [B]}``."""
+        """ELBO, its parts and (with ``eval_samples``) log p(x) per example of the inputs ``x``: ``{name: [B]}``."""
         metrics = objectives.elbo(self.terms(x, self.n_samples))
         metrics["loss"] = -metrics["elbo"]
         if self.eval_samples:
@@ -360,7 +379,7 @@ class Trainer:
         return metrics
 
     def test_step(self, data):
-        return self._record(self._test_metrics(features(data)))
+        return self._record(self._test_metrics(self.step_inputs(data)))
 
     def compile(
         self,
