@@ -19,7 +19,9 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
 COLAB = pathlib.Path(__file__).resolve().parents[1] / "colab"
-NOTEBOOKS = ("01_vae_mnist.ipynb", "02_helmholtz_wake_sleep.ipynb", "03_export_and_serve.ipynb")
+NOTEBOOKS = (
+    "01_vae_mnist.ipynb", "02_helmholtz_wake_sleep.ipynb", "03_export_and_serve.ipynb", "04_your_data.ipynb",
+)
 CELL_TIMEOUT = 600  # seconds per cell
 NUMBER = r"(-?\d+(?:\.\d+)?(?:e[-+]?\d+)?|nan|-?inf)"
 
@@ -248,3 +250,31 @@ def test_03_export_and_serve_runs(tmp_path, monkeypatch):
     for runner in ("Keras (eager)", "SavedModel", "TFLite float32"):
         one, batch = _number(rf"{re.escape(runner)}\s+{{N}}\s+{{N}}\n", text)
         assert 0 < one and 0 < batch, runner
+
+
+@pytest.mark.slow  # runs in CI's slow suite; 01 keeps a notebook in the default one
+def test_04_your_data_runs(tmp_path, monkeypatch):
+    _, text, images = _execute("04_your_data.ipynb", tmp_path, monkeypatch)
+    _check_data_line(text)
+    assert images == 4, text  # the folder's images, samples, reconstructions, per-class samples
+    # Part 1: the folder written by the notebook, read back with its class subfolders and split 80/20.
+    assert "classes: ('0', '1', '2', '3', '4', '5', '6', '7', '8', '9')" in text
+    n_train, n_test = _number(r"folder: {N} training and {N} test images", text)
+    assert n_test == round(0.2 * (n_train + n_test)), (n_train, n_test)
+    elbo, elbo_bits = _number(r"image test ELBO: {N} nats per image = {N} bits per dimension", text)
+    log_px, bits = _number(r"image test log p\(x\): {N} nats per image = {N} bits per dimension", text)
+    assert elbo < 0 and 0 < bits < 8 and 0 < elbo_bits < 8, (elbo_bits, bits)
+    assert log_px > elbo - 5.0, (log_px, elbo)  # importance sampling tightens the bound (k = 10: noisy)
+    # Part 2: the table's binary and text columns come back far better than the majority guess.
+    for column, kind in (("diagnosis", "binary"), ("size", "categorical")):
+        accuracy, majority = _number(rf"{column} \({kind}\): held-out accuracy {{N}}, majority class {{N}}", text)
+        assert accuracy > majority + 0.1, (column, accuracy, majority)
+    assert _number(r"numeric columns: RMSE / std {N} on average", text) < 0.8
+    assert "sampled columns and dtypes match the table's: True" in text
+    assert (tmp_path / "your_data" / "tumours.csv").stat().st_size > 0
+    # Part 3: the labels make the test images more probable, and the conditional model classifies.
+    conditional = _number(r"(?m)^test log p\(x \| y\): {N} \+- {N} nats per image", text)
+    unconditional = _number(r"(?m)^test log p\(x\): {N} \+- {N} nats per image", text)
+    assert all(math.isfinite(v) for v in (*conditional, *unconditional))
+    assert conditional[0] > unconditional[0], (conditional, unconditional)
+    assert _number(r"classifies {N}% of 200 test images correctly", text) > 30
