@@ -249,3 +249,59 @@ def test_conv_mnist_preset():
     assert [tuple(w.shape) for w in model.observation.weights] == [(32, 1), (1,)]
     small = presets.from_preset("conv_mnist", input_shape=(8, 8, 1), latent_dims=(2,), seed=0)
     assert small.reconstruct(np.zeros((1, 8, 8, 1), "float32")).shape == (1, 8, 8, 1)
+
+
+@pytest.mark.slow
+def test_tflite_of_a_convolutional_discretized_logistic_model_equals_keras(tmp_path):
+    """Decoder, encoder and scorer of an 8x8x1 image model with a 2-component discretised logistic in LiteRT."""
+    import pathlib
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    from keras_vae import export
+    from keras_vae import scoring
+    from keras_vae.export import tflite
+
+    shape = (8, 8, 1)
+    model = keras_vae.VAE(
+        input_shape=shape,
+        latent_dim=2,
+        encoder=networks.conv_encoder(shape, filters=(4,), dense=16),
+        decoder=networks.conv_decoder(shape, filters=(4,), out_channels=2),
+        likelihood=heads.DiscretizedLogisticObservation(shape, num_components=2),
+        seed=0,
+    )
+    rng = np.random.default_rng(0)
+    for v in model.weights:  # Off the initial values: non-zero biases, varied scales.
+        v.assign(v.numpy() + rng.normal(scale=0.3, size=v.shape).astype("float32"))
+    x = keras.ops.convert_to_numpy(model.sample(5, seed=0)["x"])
+    z = rng.normal(size=(5, 2)).astype("float32")
+    paths = export.export_model(model, tmp_path / "export", allow_untrained=True, score_k=4)
+
+    def run(file, signature, **inputs):
+        return Interpreter(model_path=paths[file]).get_signature_runner(signature)(**inputs)
+
+    for file, signature, inputs, expected in (
+        ("decoder", "decode", {"z": z}, model.decode(z)),
+        ("encoder", "encode", {"x": x}, model.encode(x)),
+    ):
+        got = run(file, signature, **inputs)
+        assert set(got) == set(expected)
+        for key, value in expected.items():
+            np.testing.assert_allclose(got[key], keras.ops.convert_to_numpy(value), atol=1e-5, err_msg=key)
+    assert run("decoder", "decode", z=z)["mean"].shape == (5, *shape)
+
+    inputs = json_metadata(paths)["signatures"]["score_from_noise"]["inputs"]
+    noise = tflite.seeded_noise(inputs, 4 * len(x), 7)
+    scored = run("scorer", "score_from_noise", x=x, **noise)
+    for key, value in scoring.scores(model, x, 4, 7).items():
+        np.testing.assert_allclose(scored[key], keras.ops.convert_to_numpy(value), rtol=1e-5, atol=1e-3, err_msg=key)
+    ops = export.tflite_ops(pathlib.Path(paths["scorer"]).read_bytes())
+    assert "CONV_2D" in ops and not any(op.startswith("CUSTOM") or "FLEX" in op for op in ops)
+
+
+def json_metadata(paths):
+    import json
+    import pathlib
+
+    return json.loads(pathlib.Path(paths["metadata"]).read_text())
