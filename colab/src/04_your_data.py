@@ -250,9 +250,12 @@ plotting.plot_reconstructions(image_model, images_test.x, n=10)
 #
 # ```bash
 # keras-vae train --dataset your_data/digit_images --preset conv_mnist \
-#     --likelihood discretized_logistic --latent-dims 16 --epochs 30 --out runs/images
-# keras-vae evaluate runs/images/model.keras --dataset your_data/digit_images
+#     --likelihood discretized_logistic --epochs 30 --out runs/images
+# keras-vae evaluate runs/images/model.keras --dataset your_data/digit_images --k 100
 # ```
+#
+# (The preset keeps its own 50 latent units there, where the model
+# above has 16.)
 #
 # Images of different sizes need `--image-size HEIGHT,WIDTH`;
 # `--color-mode rgb` reads three channels.
@@ -382,7 +385,7 @@ sampled.head(8)
 # ```bash
 # keras-vae train --dataset your_data/tumours.csv --latent-dims 4 --hidden-dims 64,64 \
 #     --activation relu --epochs 300 --batch-size 32 --learning-rate 0.003 --out runs/table
-# keras-vae evaluate runs/table/model.keras --dataset your_data/tumours.csv
+# keras-vae evaluate runs/table/model.keras --dataset your_data/tumours.csv --k 100
 # ```
 
 # %% [markdown]
