@@ -196,7 +196,7 @@ plotting.image_grid(images_test.x[:32], ncols=16, title="Test images read from t
 # ## An image-shaped model
 #
 # `keras_vae.presets.from_preset("conv_mnist", input_shape=...)` builds a
-# VAE with a convolutional encoder (stride-2 3x3 convolutions, then a
+# model of one Gaussian latent layer (a VAE) with a convolutional encoder (stride-2 3x3 convolutions, then a
 # dense layer) and a decoder of transposed convolutions that ends in a
 # feature map of the image's size, from which the observation head
 # predicts each pixel's parameters; it adapts to the images' shape.
