@@ -10,6 +10,7 @@ from model_test_base import ModelTestBase
 from scipy.stats import multivariate_normal
 
 import keras_vae
+from keras_vae import datasets
 from keras_vae import evaluation
 from keras_vae import scoring
 
@@ -425,3 +426,19 @@ class TestConditionalPlotsAndCli:
         assert json.loads((out / "metrics.json").read_text())["settings"]["condition"] == "labels"
         assert (out / "samples.png").is_file() and (out / "reconstructions.png").is_file()
         assert cli.main(["sample", str(out / "model.keras"), "--n", "20", "--out", str(tmp_path / "s.png")]) == 0
+
+        # score and evaluate condition on the split's labels: log p(x | y) as the API computes it.
+        score = ["score", str(out / "model.keras"), "--limit", "40", "--k", "16", "--seed", "3",
+                 "--batch-size", "20", "--out", str(tmp_path / "scores"), "--quiet"]  # fmt: skip
+        assert cli.main(score) == 0
+        test = datasets.load_data("digits", "test", limit=40)
+        pairs = (test.x, np.eye(10, dtype="float32")[test.y])
+        expected = evaluation.log_likelihood(model, pairs, k=16, seed=3, batch_size=20, verbose=0)
+        summary = json.loads((tmp_path / "scores" / "summary.json").read_text())
+        assert summary["n_examples"] == 40
+        np.testing.assert_allclose(summary["log_px"]["mean"], expected.mean, rtol=1e-5)
+        shuffled = (pairs[0], pairs[1][::-1])  # mostly wrong labels: a lower likelihood
+        assert evaluation.log_likelihood(model, shuffled, k=16, seed=3, batch_size=20, verbose=0).mean < expected.mean
+        evaluate = ["evaluate", str(out / "model.keras"), "--limit", "40", "--k", "16"]
+        assert cli.main(evaluate + ["--out", str(tmp_path / "e.json"), "--quiet"]) == 0
+        assert np.isfinite(json.loads((tmp_path / "e.json").read_text())["log_px"])

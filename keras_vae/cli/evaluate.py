@@ -53,10 +53,12 @@ def load_data(args, model=None):
             (or ``--schema``).
 
     Returns:
-        float32 ``[N, *input_shape]`` array.
+        float32 ``[N, *input_shape]`` array; for a conditional model the pair
+        ``(x, one_hot(y) [N, condition_dim])`` of the split's labels.
 
     Raises:
-        ValueError: ``--limit`` below 1, or a bad dataset option.
+        ValueError: ``--limit`` below 1, a bad dataset option, or a
+            conditional model and data without fitting labels.
     """
     from keras_vae import datasets
     from keras_vae.cli import data as cli_data
@@ -73,7 +75,41 @@ def load_data(args, model=None):
             x = datasets.binarize_test(x)
         else:
             x = datasets.binarize(x, "static", seed=args.binarization_seed)
-    return x
+    condition_dim = getattr(model, "condition_dim", None)
+    if condition_dim is None:
+        return x
+    return x, one_hot_labels(data.y, condition_dim, args.dataset)
+
+
+def one_hot_labels(y, condition_dim, dataset):
+    """A conditional model's condition from a split's labels.
+
+    Args:
+        y: ``[N]`` integer class labels, ``[N, condition_dim]`` conditions, or None.
+        condition_dim: the model's ``condition_dim``.
+        dataset: the dataset's name, for messages.
+
+    Returns:
+        float32 ``[N, condition_dim]``.
+
+    Raises:
+        ValueError: no labels, or labels that do not fit ``condition_dim``.
+    """
+    import numpy as np
+
+    if y is None:
+        raise ValueError(
+            f"The model is conditional (condition_dim={condition_dim}) and {dataset} has no labels to condition on."
+        )
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == condition_dim:
+        return y.astype("float32")
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= condition_dim:
+        raise ValueError(
+            f"The model is conditional on {condition_dim} classes; {dataset}'s labels "
+            f"(shape {list(y.shape)}, values {y.min()}..{y.max()}) are not class indices below {condition_dim}."
+        )
+    return np.eye(condition_dim, dtype="float32")[y]
 
 
 def run(args):
@@ -104,9 +140,10 @@ def run(args):
     )
     metrics.update(model=str(args.model), dataset=args.dataset, split=args.split, binarization=args.binarization)
     units = " + ".join(str(c) for c in metrics["active_units"])
+    given = " | y" if getattr(model, "condition_dim", None) else ""
     say(
         f"{args.dataset}/{args.split} ({metrics['n_examples']} examples): "
-        f"log p(x) {metrics['log_px']:.3f} ± {metrics['log_px_stderr']:.3f} (k={metrics['k']}), "
+        f"log p(x{given}) {metrics['log_px']:.3f} ± {metrics['log_px_stderr']:.3f} (k={metrics['k']}), "
         f"ELBO {metrics['elbo']:.3f}, active units {units} of "
         f"{' + '.join(str(d) for d in metrics['latent_dims'])}"
     )

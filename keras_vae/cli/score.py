@@ -97,6 +97,7 @@ def run(args):
     from keras_vae import evaluation
 
     x = evaluate.load_data(args, model)
+    n = len(x[0]) if isinstance(x, tuple) else len(x)  # (x, y) for a conditional model
     result = evaluation.log_likelihood(
         model,
         x,
@@ -107,7 +108,7 @@ def run(args):
         verbose=options.progress_bar(args),
     )
     runs.make_dir(out)
-    table = np.column_stack([np.arange(len(x)), result.elbo, result.values, result.mc_stderr, result.ess])
+    table = np.column_stack([np.arange(n), result.elbo, result.values, result.mc_stderr, result.ess])
     np.savetxt(
         out / "scores.csv",
         table,
@@ -121,7 +122,7 @@ def run(args):
         "dataset": args.dataset,
         "split": args.split,
         "binarization": args.binarization,
-        "n_examples": len(x),
+        "n_examples": n,
         "k": args.k,
         "seed": args.seed,
         "elbo": summarize(result.elbo),
@@ -129,7 +130,7 @@ def run(args):
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     say(
-        f"{args.dataset}/{args.split} ({len(x)} examples, k={args.k}): mean ELBO {summary['elbo']['mean']:.3f}, "
+        f"{args.dataset}/{args.split} ({n} examples, k={args.k}): mean ELBO {summary['elbo']['mean']:.3f}, "
         f"mean log p(x) {summary['log_px']['mean']:.3f}, 1% quantile of log p(x) "
         f"{summary['log_px']['quantiles']['0.01']:.3f}"
     )
