@@ -241,8 +241,15 @@ def test_export_signatures_take_images():
     assert out["log_px"].shape == (3,)
 
 
-def test_conv_mnist_preset():
+def test_conv_mnist_preset(monkeypatch):
+    monkeypatch.delenv("KERAS_VAE_JIT_COMPILE", raising=False)
     model = presets.from_preset("conv_mnist", seed=0)
+    if not tf.config.list_physical_devices("GPU"):  # XLA's CPU convolutions are slow: "auto" leaves them out.
+        model.compile(keras.optimizers.Adam(1e-3))
+        assert model.jit_compile is False
+        mlp = keras_vae.VAE(input_shape=(28, 28, 1), latent_dim=2, hidden_dims=(8,))
+        mlp.compile(keras.optimizers.Adam(1e-3))
+        assert mlp.jit_compile is True
     assert model.input_shape == (28, 28, 1)
     assert model.sample(2, seed=0)["x_mean"].shape == (2, 28, 28, 1)
     # No dense layer over all pixels: the observation head is a 1x1 projection.
