@@ -208,6 +208,7 @@ class TestConditionalLogLikelihood:
 
 
 class TestConditionalSteps:
+    @pytest.mark.slow
     def test_fused_xla_steps_and_strategy_steps_train_on_the_pairs(self):
         """The fused multi-step XLA loop trains as Keras's per-step loop; a strategy's steps take (x, y) too.
 

@@ -101,6 +101,7 @@ def runs(tmp_path_factory):
     return {name: np.load(tmp / f"{name}.npz") for name in procs}
 
 
+@pytest.mark.slow  # Two worker processes, one compiling XLA per replica.
 @pytest.mark.parametrize("model", ["vae", "hm"])
 def test_two_mirrored_replicas_match_one_device(runs, model):
     single, mirrored = runs["single"], runs["mirrored"]
@@ -112,6 +113,7 @@ def test_two_mirrored_replicas_match_one_device(runs, model):
     assert bool(mirrored[f"{model}_jit_compile"])
 
 
+@pytest.mark.slow
 def test_replicas_draw_different_noise(runs):
     draws = runs["mirrored"]["draws"]  # [replica, 8 examples, latent]
     assert draws.shape == (2, 8, 4)
