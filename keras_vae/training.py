@@ -239,8 +239,6 @@ class Trainer:
             self.jit_compile
             and not self.run_eagerly
             and int(self.steps_per_execution) > 1
-            and _keras_compat.distribute_strategy(self) is None
-            and not tf.distribute.has_strategy()
         ):
             return self.train_function
         keras_function = self.train_function
@@ -516,11 +514,11 @@ class Trainer:
         # and recompile it.
         short = self.__dict__.setdefault("_short_epoch_functions", {})
         full_function = self.train_function
-        self.steps_per_execution, self.train_function = steps, short.get((steps, per_execution))
+        self.steps_per_execution, self.train_function = steps, short.get(steps)
         try:
             return super().fit(x, y, validation_data=validation_data, callbacks=callbacks, **kwargs)
         finally:
-            short[(steps, per_execution)] = self.train_function
+            short[steps] = self.train_function
             self.steps_per_execution, self.train_function = per_execution, full_function
 
     def evaluate(self, x=None, y=None, **kwargs):

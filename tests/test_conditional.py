@@ -241,6 +241,17 @@ class TestConditionalSteps:
 
 
 class TestConditionalErrors:
+    def test_cli_conditions_from_labels(self):
+        from keras_vae.cli import conditions
+
+        np.testing.assert_array_equal(conditions.one_hot_labels(np.array([2, 0]), 3, "d"), np.eye(3)[[2, 0]])
+        given = np.eye(3, dtype="float32")[[1, 1]]
+        np.testing.assert_array_equal(conditions.one_hot_labels(given, 3, "d"), given)
+        with pytest.raises(ValueError, match="condition_dim=3\\) and d has no labels"):
+            conditions.one_hot_labels(None, 3, "d")
+        with pytest.raises(ValueError, match="values 0..5\\) are not class indices below 3"):
+            conditions.one_hot_labels(np.array([0, 5]), 3, "d")
+
     def test_x_alone_names_condition_dim(self):
         x, y = _labelled(32)
         model = _vae()

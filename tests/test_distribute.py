@@ -238,7 +238,7 @@ def test_a_short_epoch_keeps_its_compiled_function_across_fit_calls(binary_digit
     functions = []
     for _ in range(3):
         model.fit(x, epochs=1, batch_size=32, verbose=0)
-        functions.append(model._short_epoch_functions[(3, 32)])
+        functions.append(model._short_epoch_functions[3])
         assert model.steps_per_execution == 32
     assert functions[0] is functions[1] is functions[2]
     assert int(model.optimizer.iterations) == 9

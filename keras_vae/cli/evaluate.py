@@ -78,38 +78,9 @@ def load_data(args, model=None):
     condition_dim = getattr(model, "condition_dim", None)
     if condition_dim is None:
         return x
-    return x, one_hot_labels(data.y, condition_dim, args.dataset)
+    from keras_vae.cli import conditions
 
-
-def one_hot_labels(y, condition_dim, dataset):
-    """A conditional model's condition from a split's labels.
-
-    Args:
-        y: ``[N]`` integer class labels, ``[N, condition_dim]`` conditions, or None.
-        condition_dim: the model's ``condition_dim``.
-        dataset: the dataset's name, for messages.
-
-    Returns:
-        float32 ``[N, condition_dim]``.
-
-    Raises:
-        ValueError: no labels, or labels that do not fit ``condition_dim``.
-    """
-    import numpy as np
-
-    if y is None:
-        raise ValueError(
-            f"The model is conditional (condition_dim={condition_dim}) and {dataset} has no labels to condition on."
-        )
-    y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == condition_dim:
-        return y.astype("float32")
-    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= condition_dim:
-        raise ValueError(
-            f"The model is conditional on {condition_dim} classes; {dataset}'s labels "
-            f"(shape {list(y.shape)}, values {y.min()}..{y.max()}) are not class indices below {condition_dim}."
-        )
-    return np.eye(condition_dim, dtype="float32")[y]
+    return x, conditions.one_hot_labels(data.y, condition_dim, args.dataset)
 
 
 def run(args):
