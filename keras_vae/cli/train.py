@@ -194,9 +194,12 @@ def run(args):
 
     runs.make_dir(out)
     # In a multi-worker job every worker runs this command; the chief owns --out.
-    guard = runs.lock(out, say=say) if distribute.is_chief() else contextlib.nullcontext()
+    # Other workers neither lock nor write it: they follow the chief's
+    # checkpoint, which BackupAndRestore reads.
+    chief = distribute.is_chief()
+    guard = runs.lock(out, say=say) if chief else contextlib.nullcontext()
     with guard:
-        state = runs.prepare(out, settings, artefacts, overwrite=args.overwrite)
+        state = runs.prepare(out, settings, artefacts, overwrite=args.overwrite) if chief else "train"
         if state == "complete":
             say(runs.complete_message(out, artefacts))
             return 0
