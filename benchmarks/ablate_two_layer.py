@@ -11,8 +11,14 @@ first ``--eval-images`` test images (``binarize_test``) with
 - ``minscale=V``: the floor added to latent scales (default 1e-4);
 - ``torchinit``: PyTorch's default Linear initialisation,
   U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for kernels and biases;
+- ``torchkernel``: PyTorch's kernel initialisation only
+  (``VarianceScaling(1/3, "fan_in", "uniform")``), biases left at 0;
 - ``torchadam``: PyTorch's Adam (eps added to the bias-corrected sqrt(v));
+- ``unitscale``: the latent scale layers' biases start where the scale is 1
+  (``softplus(b) + min_scale = 1``; applied after ``torchinit``);
 - ``mckl``: Monte Carlo instead of analytic top-layer KL;
+- ``warmup=N``: the KL weight rises linearly from 0 to 1 over the first N
+  steps (``kl_warmup_steps=N``);
 - ``nojit``, ``spe1``: no XLA, one step per execution.
 
     python benchmarks/ablate_two_layer.py --variants base,torchinit --epochs 30 --seeds 0,1,2 \
@@ -62,14 +68,23 @@ class TorchAdam(keras.optimizers.Adam):
         self.assign_sub(variable, lr * (m / (1 - b1p)) / (ops.sqrt(v / (1 - b2p)) + self.epsilon))
 
 
-def torch_init(model, seed):
+def torch_init(model, seed, biases=True):
     rng = np.random.default_rng(1000 + seed)
     for layer in _keras_compat.flatten_layers(model):
         if isinstance(layer, keras.layers.Dense):
             fan_in = layer.kernel.shape[0]
             b = 1 / math.sqrt(fan_in)
             layer.kernel.assign(rng.uniform(-b, b, layer.kernel.shape).astype("float32"))
-            layer.bias.assign(rng.uniform(-b, b, layer.bias.shape).astype("float32"))
+            if biases:
+                layer.bias.assign(rng.uniform(-b, b, layer.bias.shape).astype("float32"))
+
+
+def unit_scale(model):
+    for layer in _keras_compat.flatten_layers(model):
+        if isinstance(layer, latent.GaussianLatent) and layer.covariance == "diag":
+            target = 1.0 - layer.min_scale
+            bias = math.log(math.expm1(target))  # softplus^-1
+            layer.scale_dense.bias.assign(np.full(layer.scale_dense.bias.shape, bias, "float32"))
 
 
 def apply_patches(parts):
@@ -95,9 +110,14 @@ def run(variant, seed, epochs, x_test, k, layers):
     kw = {}
     if "mckl" in parts:
         kw["kl"] = "mc"
+    for p in parts:
+        if p.startswith("warmup="):
+            kw["kl_warmup_steps"] = int(p.split("=")[1])
     model = presets.from_preset(f"burda_{layers}layer", seed=seed, **kw)
-    if "torchinit" in parts:
-        torch_init(model, seed)
+    if "torchinit" in parts or "torchkernel" in parts:
+        torch_init(model, seed, biases="torchinit" in parts)
+    if "unitscale" in parts:
+        unit_scale(model)
     Opt = TorchAdam if "torchadam" in parts else keras.optimizers.Adam
     ck = {}
     if "nojit" in parts:

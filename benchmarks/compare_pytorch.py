@@ -46,7 +46,7 @@ def load_data(eval_images):
     return np.array(x_train), datasets.binarize_test(x_test[:eval_images])
 
 
-def run_keras(layers, seed, epochs, x_test, k, global_seed=True):
+def run_keras(layers, seed, epochs, x_test, k, global_seed=True, kl_warmup_steps=0):
     import keras
 
     from keras_vae import datasets
@@ -56,7 +56,7 @@ def run_keras(layers, seed, epochs, x_test, k, global_seed=True):
     if global_seed:
         # Redundant since the model seed fixes its initial weights (54faf0d); kept for older trees.
         keras.utils.set_random_seed(seed)
-    model = presets.from_preset(f"burda_{layers}layer", seed=seed)
+    model = presets.from_preset(f"burda_{layers}layer", seed=seed, kl_warmup_steps=kl_warmup_steps)
     model.compile(optimizer=keras.optimizers.Adam(1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-4))
     train = datasets.load("mnist", "train", batch_size=100, binarization="dynamic", seed=seed)
     start = time.perf_counter()
@@ -114,8 +114,12 @@ def torch_model(layers, scale="softplus"):
             self.p = nn.ModuleList(Gauss(hid[i][0], dims[i]) for i in range(1, layers))  # p(h_i | h_{i+1})
             self.obs = nn.Linear(hid[0][0], 784)
 
-        def log_weights(self, x):
-            """Per example: (log p(x,h) - log q(h|x) with MC top, same with analytic top KL)."""
+        def log_weights(self, x, kl_weight=1.0):
+            """Per example: (log p(x,h) - log q(h|x) with MC top, same with analytic top KL).
+
+            ``kl_weight`` multiplies every term but ``log p(x | h_1)`` in the
+            second (the training objective under KL warm-up).
+            """
             h, log_q, hs, q_params = x, [], [], []
             for net, head in zip(self.q_net, self.q):
                 loc, scale = head(net(h))
@@ -130,8 +134,8 @@ def torch_model(layers, scale="softplus"):
             log_p_top = log_normal(top, torch.zeros_like(top), torch.ones_like(top))
             loc, scale = q_params[-1]
             kl_top = (0.5 * (loc**2 + scale**2 - 1) - torch.log(scale)).sum(-1)
-            lower = log_px + sum(log_p) - sum(log_q[:-1])
-            return lower + log_p_top - log_q[-1], lower - kl_top
+            rest = sum(log_p) - sum(log_q[:-1])
+            return log_px + rest + log_p_top - log_q[-1], log_px + kl_weight * (rest - kl_top)
 
         def recognition_means(self, x):
             h, out = x, []
@@ -143,7 +147,7 @@ def torch_model(layers, scale="softplus"):
     return VAE()
 
 
-def run_torch(layers, seed, epochs, x_train, x_test, k, scale="softplus"):
+def run_torch(layers, seed, epochs, x_train, x_test, k, scale="softplus", kl_warmup_steps=0):
     import torch
 
     torch.set_num_threads(1)  # 11 ms a step on one thread, 120 ms on two (2-core machine)
@@ -152,13 +156,16 @@ def run_torch(layers, seed, epochs, x_train, x_test, k, scale="softplus"):
     model = torch_model(layers, scale)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-4)
     start = time.perf_counter()
-    curve = []
+    curve, step = [], 0
     for _ in range(epochs):
         xb_all = (rng.random(x_train.shape, dtype=np.float32) < x_train).astype(np.float32)
         order, elbo_sum = rng.permutation(len(x_train)), 0.0
         for i in range(0, len(order), 100):
             x = torch.from_numpy(xb_all[order[i : i + 100]])
-            elbo = model.log_weights(x)[1].mean()
+            # KL warm-up as keras-vae: the weight of step t (0-based) is min(1, t / N).
+            weight = min(1.0, step / kl_warmup_steps) if kl_warmup_steps else 1.0
+            elbo = model.log_weights(x, weight)[1].mean()
+            step += 1
             opt.zero_grad()
             (-elbo).backward()
             opt.step()
@@ -189,7 +196,7 @@ def run_torch(layers, seed, epochs, x_train, x_test, k, scale="softplus"):
     }
 
 
-KEY_FIELDS = ("impl", "layers", "seed", "epochs", "eval_images", "k", "tag", "torch_scale")
+KEY_FIELDS = ("impl", "layers", "seed", "epochs", "eval_images", "k", "tag", "torch_scale", "kl_warmup_steps")
 
 
 def main():
@@ -211,6 +218,10 @@ def main():
         default="softplus",
         help="PyTorch scale parameterisation: softplus(raw) + 1e-4 (as keras-vae) or exp(raw / 2) (log-variance)",
     )
+    parser.add_argument(
+        "--kl-warmup-steps", type=int, default=0,
+        help="KL weight min(1, step / N) in both implementations (keras-vae: kl_warmup_steps); 0 = none",
+    )
     parser.add_argument("--tag", default="", help="free-form label stored with each row")
     parser.add_argument("--out", default=str(HERE / "results" / "compare_pytorch.json"))
     args = parser.parse_args()
@@ -222,17 +233,20 @@ def main():
     for seed in [int(s) for s in args.seeds.split(",")]:
         for impl in impls:
             key = (impl, args.layers, seed, args.epochs, len(x_test), args.k, args.tag,
-                   args.torch_scale if impl == "torch" else None)  # fmt: skip
+                   args.torch_scale if impl == "torch" else None, args.kl_warmup_steps or None)  # fmt: skip
             if any(tuple(r.get(f) for f in KEY_FIELDS) == key for r in rows):
                 print(f"skip {impl} seed {seed}: already in {out} (delete that row to rerun)", flush=True)
                 continue
             if impl == "keras":
-                res = run_keras(args.layers, seed, args.epochs, x_test, args.k, not args.no_global_seed)
+                res = run_keras(args.layers, seed, args.epochs, x_test, args.k, not args.no_global_seed,
+                                args.kl_warmup_steps)  # fmt: skip
             else:
-                res = run_torch(args.layers, seed, args.epochs, x_train, x_test, args.k, args.torch_scale)
+                res = run_torch(args.layers, seed, args.epochs, x_train, x_test, args.k, args.torch_scale,
+                                args.kl_warmup_steps)  # fmt: skip
             row = {"impl": impl, "layers": args.layers, "seed": seed, "epochs": args.epochs,
                    "eval_images": len(x_test), "k": args.k, "tag": args.tag,
-                   "torch_scale": args.torch_scale if impl == "torch" else None, **res}  # fmt: skip
+                   "torch_scale": args.torch_scale if impl == "torch" else None,
+                   "kl_warmup_steps": args.kl_warmup_steps or None, **res}  # fmt: skip
             rows.append(row)
             print(
                 f"{impl:5s} L={args.layers} seed={seed} epochs={args.epochs}: test ELBO {res['test_elbo']:.2f}, "
