@@ -140,8 +140,48 @@ def run(variant, seed, epochs, x_test, k, layers):
                 k=k, eval_images=len(x_test))
 
 
+def summary(rows_path, torch_path=None, epochs=30, layers=2):
+    """Markdown table: per variant, test log p(x) per seed, median, spread, active units."""
+    import collections
+    import statistics
+
+    arms = collections.defaultdict(dict)
+    budget = None
+    for line in open(rows_path):
+        r = json.loads(line)
+        if r["epochs"] == epochs and r["layers"] == layers:
+            arms[r["variant"]][r["seed"]] = (r["test_log_px"], r["active_units"])
+            budget = (r["eval_images"], r["k"])
+    if torch_path and pathlib.Path(torch_path).exists():
+        for r in json.loads(pathlib.Path(torch_path).read_text()):
+            if r["impl"] == "torch" and r["epochs"] == epochs and r["layers"] == layers:
+                if (r["eval_images"], r["k"]) != budget:
+                    continue
+                name = f"PyTorch program ({r.get('torch_scale')} scales"
+                name += f", KL warm-up {r['kl_warmup_steps']})" if r.get("kl_warmup_steps") else ")"
+                arms[name][r["seed"]] = (r["test_log_px"], r["active_units"])
+    lines = [
+        f"{layers}-layer model, {epochs} epochs; test log p(x) with k = {budget[1]} on the first "
+        f"{budget[0]} binarize_test images; active units (h1+h2) in brackets.",
+        "",
+        "| variant | seeds | test log p(x) per seed | median | max - min | top-layer active |",
+        "| --- | --- | --- | ---: | ---: | --- |",
+    ]
+    for name, seeds in arms.items():
+        values = [seeds[s][0] for s in sorted(seeds)]
+        cells = ", ".join(f"{seeds[s][0]:.1f} ({'+'.join(map(str, seeds[s][1]))})" for s in sorted(seeds))
+        top = ", ".join(str(seeds[s][1][-1]) for s in sorted(seeds))
+        lines.append(
+            f"| {name} | {','.join(map(str, sorted(seeds)))} | {cells} | {statistics.median(values):.2f} "
+            f"| {max(values) - min(values):.1f} | {top} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
+    ap.add_argument("--summary", default=None, metavar="MD", help="only write the table of --out's rows (and --torch's) to MD")
+    ap.add_argument("--torch", default=None, help="compare_pytorch.py rows to add to the --summary table")
     ap.add_argument("--variants", default="base")
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--epochs", type=int, default=10)
@@ -150,6 +190,11 @@ if __name__ == "__main__":
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--out", default=str(pathlib.Path(__file__).parent / "results" / "ablate_two_layer.jsonl"))
     a = ap.parse_args()
+    if a.summary:
+        table = summary(a.out, a.torch, a.epochs, a.layers)
+        print(table)
+        pathlib.Path(a.summary).write_text(table)
+        sys.exit(0)
     _, x_test = cp.load_data(a.eval_images)
     done = set()
     if pathlib.Path(a.out).exists():  # resumable: rows already in --out at this budget are skipped
