@@ -180,7 +180,9 @@ def summary(rows_path, torch_path=None, epochs=30, layers=2):
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("--summary", default=None, metavar="MD", help="only write the table of --out's rows (and --torch's) to MD")
+    ap.add_argument(
+        "--summary", default=None, metavar="MD", help="only write the table of --out's rows (and --torch's) to MD"
+    )
     ap.add_argument("--torch", default=None, help="compare_pytorch.py rows to add to the --summary table")
     ap.add_argument("--variants", default="base")
     ap.add_argument("--seeds", default="0")
