@@ -140,29 +140,28 @@ def run(variant, seed, epochs, x_test, k, layers):
                 k=k, eval_images=len(x_test))
 
 
-def summary(rows_path, torch_path=None, epochs=30, layers=2):
-    """Markdown table: per variant, test log p(x) per seed, median, spread, active units."""
+def summary(rows_path, torch_path=None, epochs=30, layers=2, eval_images=1000, k=1000):
+    """Markdown table of the rows at one budget: per variant, log p(x) per seed, median, spread, active units."""
     import collections
     import statistics
 
+    def at_budget(r):
+        return (r["epochs"], r["layers"], r["eval_images"], r["k"]) == (epochs, layers, eval_images, k)
+
     arms = collections.defaultdict(dict)
-    budget = None
     for line in open(rows_path):
         r = json.loads(line)
-        if r["epochs"] == epochs and r["layers"] == layers:
+        if at_budget(r):
             arms[r["variant"]][r["seed"]] = (r["test_log_px"], r["active_units"])
-            budget = (r["eval_images"], r["k"])
     if torch_path and pathlib.Path(torch_path).exists():
         for r in json.loads(pathlib.Path(torch_path).read_text()):
-            if r["impl"] == "torch" and r["epochs"] == epochs and r["layers"] == layers:
-                if (r["eval_images"], r["k"]) != budget:
-                    continue
+            if r["impl"] == "torch" and at_budget(r):
                 name = f"PyTorch program ({r.get('torch_scale')} scales"
                 name += f", KL warm-up {r['kl_warmup_steps']})" if r.get("kl_warmup_steps") else ")"
                 arms[name][r["seed"]] = (r["test_log_px"], r["active_units"])
     lines = [
-        f"{layers}-layer model, {epochs} epochs; test log p(x) with k = {budget[1]} on the first "
-        f"{budget[0]} binarize_test images; active units (h1+h2) in brackets.",
+        f"{layers}-layer model, {epochs} epochs; test log p(x) with k = {k} on the first "
+        f"{eval_images} binarize_test images; active units (h1+h2) in brackets.",
         "",
         "| variant | seeds | test log p(x) per seed | median | max - min | top-layer active |",
         "| --- | --- | --- | ---: | ---: | --- |",
@@ -193,7 +192,7 @@ if __name__ == "__main__":
     ap.add_argument("--out", default=str(pathlib.Path(__file__).parent / "results" / "ablate_two_layer.jsonl"))
     a = ap.parse_args()
     if a.summary:
-        table = summary(a.out, a.torch, a.epochs, a.layers)
+        table = summary(a.out, a.torch, a.epochs, a.layers, a.eval_images, a.k)
         print(table)
         pathlib.Path(a.summary).write_text(table)
         sys.exit(0)
