@@ -42,6 +42,8 @@ _SUBMODULES = (
     "heads",
     "hierarchy",
     "images",
+    "initializers",
+    "layers",
     "models",
     "networks",
     "objectives",

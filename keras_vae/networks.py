@@ -12,9 +12,11 @@ import math
 
 import keras
 
+from keras_vae.layers import Dense
+
 
 def mlp(hidden_dims, activation="tanh", name=None, flatten=False):
-    """A stack of ``Dense`` layers; the identity when ``hidden_dims`` is empty.
+    """A stack of ``Dense`` layers (``keras_vae.layers.Dense``); the identity when ``hidden_dims`` is empty.
 
     Args:
         hidden_dims: sequence of ints, the width of each hidden layer.
@@ -36,7 +38,7 @@ def mlp(hidden_dims, activation="tanh", name=None, flatten=False):
     if any(h < 1 for h in hidden_dims):
         raise ValueError(f"hidden sizes must be positive, got {hidden_dims}.")
     layers = [keras.layers.Flatten()] if flatten else []
-    layers += [keras.layers.Dense(h, activation=activation) for h in hidden_dims]
+    layers += [Dense(h, activation=activation) for h in hidden_dims]
     if not layers:
         layers = [keras.layers.Identity()]
     return keras.Sequential(layers, name=name)
@@ -68,7 +70,7 @@ def conv_encoder(image_shape, filters=(32, 64), dense=256, activation="relu", na
         keras.layers.Conv2D(f, 3, strides=2, padding="same", activation=activation)
         for f in filters
     ]
-    layers += [keras.layers.Flatten(), keras.layers.Dense(dense, activation=activation)]
+    layers += [keras.layers.Flatten(), Dense(dense, activation=activation)]
     return keras.Sequential(layers, name=name)
 
 
@@ -107,7 +109,7 @@ def conv_decoder(image_shape, filters=(64, 32), out_channels=32, activation="rel
     factor = 2 ** len(filters)
     h0, w0 = math.ceil(height / factor), math.ceil(width / factor)
     layers = [
-        keras.layers.Dense(h0 * w0 * filters[0], activation=activation),
+        Dense(h0 * w0 * filters[0], activation=activation),
         keras.layers.Reshape((h0, w0, filters[0])),
     ]
     layers += [

@@ -103,7 +103,7 @@ def test_gaussian_observation_learned_scale_is_shared():
     params = head(np.random.default_rng(0).normal(size=(4, 2)).astype("float32"))
     scale = _numpy(params["scale"])
     np.testing.assert_allclose(scale, np.broadcast_to(scale[0], scale.shape))
-    np.testing.assert_allclose(scale[0], 1.0 + 1e-3, rtol=1e-3)  # softplus(0.5413) = 1
+    np.testing.assert_allclose(scale[0], 1.0, rtol=1e-6)  # starts at 1 (floor included)
 
 
 def test_categorical_observation_log_prob_and_padding():
@@ -175,3 +175,34 @@ def test_unknown_options_are_rejected():
         heads.get_observation("poisson", 3)
     with pytest.raises(ValueError, match=r"events of shape \(4,\) but the model's input_shape is \(3,\)"):
         heads.get_observation(keras_vae.BernoulliObservation(4), 3)
+
+
+@pytest.mark.parametrize("covariance", ["diag", "full"])
+def test_gaussian_latent_scale_starts_at_identity(covariance):
+    # Zero features leave only the biases: Sigma^1/2 must be exactly I (floor
+    # included), whatever the random kernel.
+    head = keras_vae.GaussianLatent(4, covariance=covariance, min_scale=1e-3)
+    params = head(np.zeros((2, 6), dtype="float32"))
+    np.testing.assert_allclose(_numpy(head.scale_matrix(params)), np.broadcast_to(np.eye(4), (2, 4, 4)), atol=1e-6)
+    # ... so the KL to N(0, I) is the location term only.
+    loc = _numpy(params["loc"])
+    prior = tfd.MultivariateNormalDiag(np.zeros(4, "float32"), np.ones(4, "float32"))
+    kl = tfd.kl_divergence(head.distribution(params), prior)
+    np.testing.assert_allclose(_numpy(kl), 0.5 * np.sum(loc**2, axis=-1), rtol=1e-4, atol=1e-6)
+
+
+def test_gaussian_observation_per_example_scale_starts_at_one():
+    head = keras_vae.GaussianObservation(3, scale="per_example")
+    params = head(np.zeros((2, 5), dtype="float32"))
+    np.testing.assert_allclose(_numpy(params["scale"]), np.ones((2, 3)), rtol=1e-6)
+
+
+def test_raw_for_scale_inverts_scale_from_raw():
+    from keras_vae.heads.base import raw_for_scale
+    from keras_vae.heads.base import scale_from_raw
+
+    for scale, floor in [(1.0, 1e-4), (0.3, 1e-3), (5.0, 0.0)]:
+        raw = raw_for_scale(scale, floor)
+        np.testing.assert_allclose(_numpy(scale_from_raw(np.float32(raw), floor)), scale, rtol=1e-6)
+    with pytest.raises(ValueError, match="exceed min_scale"):
+        raw_for_scale(1e-4, 1e-3)

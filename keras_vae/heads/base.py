@@ -29,6 +29,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from keras_vae.layers import Dense
+
 
 def float32(x):
     """``x`` cast to float32: distributions and losses stay float32 under mixed precision."""
@@ -84,6 +86,21 @@ def random_uniform(shape, seed):
 def scale_from_raw(raw, min_scale):
     """Positive scale through softplus plus a floor (stable for any raw value)."""
     return ops.softplus(float32(raw)) + min_scale
+
+
+def raw_for_scale(scale, min_scale):
+    """The raw value that :func:`scale_from_raw` maps to ``scale`` (a Python float).
+
+    ``softplus^-1(scale - min_scale) = log(expm1(scale - min_scale))``; the
+    bias that makes a Gaussian head's scale start at ``scale``.
+
+    Example:
+        >>> raw_for_scale(1.0, 1e-4)   # softplus(0.54115...) + 1e-4 = 1
+        0.5411...
+    """
+    if not scale > min_scale:
+        raise ValueError(f"scale must exceed min_scale ({min_scale}), got {scale}.")
+    return math.log(math.expm1(scale - min_scale))
 
 
 class DistributionHead(keras.layers.Layer):
@@ -212,7 +229,7 @@ class ObservationHead(DistributionHead):
             name: the layer's name.
 
         Returns:
-            ``keras.layers.Dense``; apply it with :meth:`event_values`.
+            ``keras_vae.layers.Dense``; apply it with :meth:`event_values`.
         """
         k = 1 if per_value is None else int(per_value)
         channels = self.spatial(features_shape)
@@ -221,7 +238,7 @@ class ObservationHead(DistributionHead):
         else:
             units = self.event_size * k
             built = (features_shape[0], math.prod(features_shape[1:]))
-        dense = keras.layers.Dense(units, name=name, dtype=self.dtype_policy)
+        dense = Dense(units, name=name, dtype=self.dtype_policy)
         dense.build(built)
         return dense
 

@@ -10,7 +10,9 @@ from keras_vae.heads.base import DistributionHead
 from keras_vae.heads.base import float32
 from keras_vae.heads.base import random_normal
 from keras_vae.heads.base import random_uniform
+from keras_vae.heads.base import raw_for_scale
 from keras_vae.heads.base import scale_from_raw
+from keras_vae.layers import Dense
 
 tfd = tfp.distributions
 
@@ -24,6 +26,9 @@ class GaussianLatent(DistributionHead):
             network predicts the lower-triangular ``Sigma^1/2`` with a
             softplus diagonal).
         min_scale: float, floor added to every diagonal scale.
+
+    The scale layer's bias starts where ``Sigma^1/2`` is the identity for
+    zero features, so every unit starts as wide as the prior ``N(0, I)``.
 
     Call: ``features [batch, f] -> {"loc": [batch, units], "scale": [batch, units]}``
     or ``{"loc", "scale_tril": [batch, units, units]}``.
@@ -40,15 +45,26 @@ class GaussianLatent(DistributionHead):
         self.units = int(units)
         self.covariance = covariance
         self.min_scale = float(min_scale)
-        self.loc_dense = keras.layers.Dense(self.units, name="loc", dtype=self.dtype_policy)
+        self.loc_dense = Dense(self.units, name="loc", dtype=self.dtype_policy)
         n_scale = self.units if covariance == "diag" else self.units * (self.units + 1) // 2
-        self.scale_dense = keras.layers.Dense(n_scale, name="scale", dtype=self.dtype_policy)
+        self.scale_dense = Dense(n_scale, name="scale", dtype=self.dtype_policy)
         if covariance == "full":
             self._tril_index, self._diag_mask = _tril_gather_index(self.units)
 
     def build(self, input_shape):
         self.loc_dense.build(input_shape)
         self.scale_dense.build(input_shape)
+        self.scale_dense.bias.assign(self._identity_scale_bias())
+
+    def _identity_scale_bias(self):
+        """The scale layer's bias for which ``Sigma^1/2 = I`` at zero features."""
+        unit = raw_for_scale(1.0, self.min_scale)
+        if self.covariance == "diag":
+            return np.full((self.units,), unit, dtype="float32")
+        bias = np.zeros((self.units * (self.units + 1) // 2,), dtype="float32")
+        diagonal = self._tril_index.reshape(self.units, self.units).diagonal()
+        bias[diagonal] = unit
+        return bias
 
     def call(self, features):
         loc = float32(self.loc_dense(features))
@@ -134,7 +150,7 @@ class BernoulliLatent(DistributionHead):
     def __init__(self, units, **kwargs):
         super().__init__(**kwargs)
         self.units = int(units)
-        self.logits_dense = keras.layers.Dense(self.units, name="logits", dtype=self.dtype_policy)
+        self.logits_dense = Dense(self.units, name="logits", dtype=self.dtype_policy)
 
     def build(self, input_shape):
         self.logits_dense.build(input_shape)

@@ -11,7 +11,9 @@ from keras_vae.heads.base import event_shape_of
 from keras_vae.heads.base import float32
 from keras_vae.heads.base import random_normal
 from keras_vae.heads.base import random_uniform
+from keras_vae.heads.base import raw_for_scale
 from keras_vae.heads.base import scale_from_raw
+from keras_vae.layers import Dense
 
 tfd = tfp.distributions
 
@@ -143,13 +145,15 @@ class GaussianObservation(ObservationHead):
 
     def build(self, input_shape):
         self.loc_dense = self.event_dense(input_shape, name="loc")
+        # Scales start at 1 (for zero features when predicted per example).
+        unit = raw_for_scale(1.0, self.min_scale)
         if self.scale == "per_example":
             self.scale_dense = self.event_dense(input_shape, name="scale")
+            self.scale_dense.bias.assign(np.full(self.scale_dense.bias.shape, unit, dtype="float32"))
         else:
-            # softplus(0.5413) = 1: unit scale at initialisation.
             self.raw_scale = self.add_weight(
                 shape=self.event_shape,
-                initializer=keras.initializers.Constant(0.5413),
+                initializer=keras.initializers.Constant(unit),
                 name="raw_scale",
             )
 
@@ -223,7 +227,7 @@ class CategoricalObservation(ObservationHead):
         self.event_shape = (self.event_size,)
         self.max_classes = max(self.num_classes)
         total = sum(self.num_classes)
-        self.logits_dense = keras.layers.Dense(total, name="logits", dtype=self.dtype_policy)
+        self.logits_dense = Dense(total, name="logits", dtype=self.dtype_policy)
         # Gather map from the flat logits (+ one masked slot) to [columns, max].
         index = np.full((self.event_size, self.max_classes), total, dtype=np.int32)
         start = 0
