@@ -5,8 +5,12 @@ trains ``presets.from_preset("burda_2layer")`` as ``compare_pytorch.py`` does
 (Adam 1e-3, eps 1e-4, batch 100, dynamic binarisation), then scores the
 first ``--eval-images`` test images (``binarize_test``) with
 ``evaluation.log_likelihood`` (k = ``--k``) and active units. Variants are
-``base`` or ``+``-joined parts:
+``base`` (the package's defaults at the commit recorded in each row) or
+``+``-joined parts:
 
+- ``kerasinit``: Keras's default initialisation (Glorot-uniform kernels,
+  zero biases, so latent scales start at softplus(0) = 0.69), the
+  package's defaults before fan-in initialisation and unit scales;
 - ``expscale``: latent scales ``exp(0.5 * raw)`` instead of ``softplus(raw)``;
 - ``minscale=V``: the floor added to latent scales (default 1e-4);
 - ``torchinit``: PyTorch's default Linear initialisation,
@@ -31,6 +35,7 @@ import argparse
 import json
 import math
 import pathlib
+import subprocess
 import sys
 import time
 
@@ -79,6 +84,26 @@ def torch_init(model, seed, biases=True):
                 layer.bias.assign(rng.uniform(-b, b, layer.bias.shape).astype("float32"))
 
 
+def keras_init(model, seed):
+    """Glorot-uniform kernels and zero biases on every Dense layer."""
+    rng = np.random.default_rng(2000 + seed)
+    for layer in _keras_compat.flatten_layers(model):
+        if isinstance(layer, keras.layers.Dense):
+            fan_in, fan_out = layer.kernel.shape
+            b = math.sqrt(6 / (fan_in + fan_out))
+            layer.kernel.assign(rng.uniform(-b, b, layer.kernel.shape).astype("float32"))
+            layer.bias.assign(np.zeros(layer.bias.shape, "float32"))
+
+
+def commit():
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             cwd=pathlib.Path(__file__).parent, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
 def unit_scale(model):
     for layer in _keras_compat.flatten_layers(model):
         if isinstance(layer, latent.GaussianLatent) and layer.covariance == "diag":
@@ -114,6 +139,8 @@ def run(variant, seed, epochs, x_test, k, layers):
         if p.startswith("warmup="):
             kw["kl_warmup_steps"] = int(p.split("=")[1])
     model = presets.from_preset(f"burda_{layers}layer", seed=seed, **kw)
+    if "kerasinit" in parts:
+        keras_init(model, seed)
     if "torchinit" in parts or "torchkernel" in parts:
         torch_init(model, seed, biases="torchinit" in parts)
     if "unitscale" in parts:
@@ -137,7 +164,7 @@ def run(variant, seed, epochs, x_test, k, layers):
                 train_seconds=round(sec, 1), eval_seconds=round(ev, 1),
                 train_elbo=[round(float(e), 2) for e in hist.history["elbo"]],
                 test_elbo=float(np.mean(ll.elbo)), test_log_px=float(ll.mean), active_units=list(au.counts),
-                k=k, eval_images=len(x_test))
+                k=k, eval_images=len(x_test), commit=commit())
 
 
 def summary(rows_path, torch_path=None, epochs=30, layers=2, eval_images=1000, k=1000):
