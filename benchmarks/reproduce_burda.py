@@ -21,12 +21,14 @@ Two schedules, both Adam(beta1=0.9, beta2=0.999, epsilon=1e-4):
 - ``--schedule paper`` (default): the paper's, batch 20, 8 passes i = 0..7 of
   3^i epochs at learning rate 0.001 * 10^(-i/7), 3280 epochs in all (days of
   CPU; ``--passes P`` keeps the first P passes);
-- ``--schedule fast``: batch 100, the learning rate decayed exponentially from
-  ``--lr-start`` (1e-3) to ``--lr-end`` (1e-4) over ``--epochs`` epochs.
+- ``--schedule fast``: batch 100, the learning rate held at ``--lr-start``
+  (1e-3) for the first ``--lr-hold`` fraction of the ``--epochs`` epochs
+  (default 0), then decayed exponentially to ``--lr-end`` (1e-4) at the last.
 
 Examples::
 
     python benchmarks/reproduce_burda.py --schedule fast --rows 1L-VAE-k1 --epochs 800
+    python benchmarks/reproduce_burda.py --schedule fast --rows 1L-VAE-k1 --epochs 1100 --lr-hold 0.3 --lr-end 3e-5
     python benchmarks/reproduce_burda.py --passes 2 --batch-size 100 --rows '1L-*' --limit-test 1000
 
 ``--rows`` takes comma-separated names or shell patterns (``1L-VAE-k1``,
@@ -77,7 +79,7 @@ PAPER = {
 }  # fmt: skip
 ROWS = [f"{layers}L-{obj}-k{k}" for layers in (1, 2) for obj in ("VAE", "IWAE") for k in (1, 5, 50)]
 # What must match for a saved row (or a backup) to count as the same run.
-BUDGET = ("schedule", "passes", "epochs", "lr_start", "lr_end", "batch_size", "limit_train", "seed")
+BUDGET = ("schedule", "passes", "epochs", "lr_start", "lr_end", "lr_hold", "batch_size", "limit_train", "seed")
 
 
 def parse_row(name):
@@ -113,16 +115,19 @@ def schedule(passes):
     return rates
 
 
-def fast_schedule(epochs, lr_start=1e-3, lr_end=1e-4):
-    """Learning rate per epoch decayed exponentially from ``lr_start`` to ``lr_end``."""
-    if epochs == 1:
-        return [lr_start]
-    return [lr_start * (lr_end / lr_start) ** (e / (epochs - 1)) for e in range(epochs)]
+def fast_schedule(epochs, lr_start=1e-3, lr_end=1e-4, lr_hold=0.0):
+    """Learning rate per epoch: ``lr_start`` for the first ``lr_hold`` fraction of the epochs, then decayed
+    exponentially to ``lr_end`` at the last epoch."""
+    held = min(int(round(lr_hold * epochs)), epochs - 1)
+    decay = epochs - held
+    if decay == 1:
+        return [lr_start] * held + [lr_end if epochs > 1 else lr_start]
+    return [lr_start] * held + [lr_start * (lr_end / lr_start) ** (e / (decay - 1)) for e in range(decay)]
 
 
 def learning_rates(args):
     if args.schedule == "fast":
-        return fast_schedule(args.epochs, args.lr_start, args.lr_end)
+        return fast_schedule(args.epochs, args.lr_start, args.lr_end, args.lr_hold)
     return schedule(args.passes)
 
 
@@ -294,9 +299,10 @@ def run_row(name, args, x_test, paths):
 def budget_line(args, n_train, n_test):
     rates = learning_rates(args)
     if args.schedule == "fast":
+        hold = f"held at {args.lr_start:g} for the first {args.lr_hold:.0%} of them, then " if args.lr_hold else ""
         plan = (
-            f"the epochs of each row, learning rate decayed exponentially from {args.lr_start:g} to {args.lr_end:g} "
-            "over them"
+            f"the epochs of each row, learning rate {hold}decayed exponentially from {args.lr_start:g} "
+            f"to {args.lr_end:g} at the last epoch"
         )
     else:
         full = " (the paper's full schedule)" if args.passes == 8 and args.batch_size == 20 else ""
@@ -372,6 +378,7 @@ def write_tables(rows, args, n_train, n_test, paths):
         r for r in rows
         if r["budget"]["schedule"] == args.schedule
         and all(r["budget"].get(key) == getattr(args, key) for key in ("lr_start", "lr_end", "batch_size", "seed"))
+        and (r["budget"].get("lr_hold") or 0) == (args.lr_hold or 0)
     ]  # fmt: skip
     table = markdown(same, args, n_train, n_test)
     paths["out"].write_text(table)
@@ -387,6 +394,9 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=800, help="fast schedule: epochs (default 800)")
     parser.add_argument("--lr-start", type=float, default=1e-3, help="fast schedule: first learning rate")
     parser.add_argument("--lr-end", type=float, default=1e-4, help="fast schedule: last learning rate")
+    parser.add_argument(
+        "--lr-hold", type=float, default=0.0, help="fast schedule: fraction of epochs at --lr-start before decaying"
+    )
     parser.add_argument("--batch-size", type=int, default=None, help="default 20 (paper) or 100 (fast)")
     parser.add_argument("--rows", default="all", help=f"comma-separated names or patterns; {', '.join(ROWS)}")
     parser.add_argument("--k-eval", type=int, default=5000, help="importance samples of the test log p(x)")
@@ -406,12 +416,14 @@ def main(argv=None):
         args.curve_every = 25 if fast else 0
     if args.out is None:
         args.out = f"benchmarks/results/{'burda_fast' if fast else 'reproduce_burda'}.md"
+    if not 0 <= args.lr_hold < 1:
+        parser.error("--lr-hold must be in [0, 1)")
     if not 1 <= args.passes <= 8:
         parser.error("--passes must be in 1..8")
     if args.epochs < 1 or args.batch_size < 1 or args.k_eval < 1 or args.curve_every < 0:
         parser.error("--epochs, --batch-size and --k-eval must be >= 1, --curve-every >= 0")
     if not fast:
-        args.epochs, args.lr_start, args.lr_end = None, None, None
+        args.epochs, args.lr_start, args.lr_end, args.lr_hold = None, None, None, None
     else:
         args.passes = None
     names = select_rows(args.rows)
