@@ -41,7 +41,9 @@ class LayerCollapseWarning(UserWarning):
 class CollapseMonitor(keras.callbacks.Callback):
     """Warn once per layer when a stochastic layer collapses during training.
 
-    After every epoch from ``start_epoch`` on, the posterior means of a fixed
+    After every epoch from ``start_epoch`` on, once the model has taken
+    ``start_step`` optimizer steps (before that, what is "active" reflects
+    the random initialisation more than the data), the posterior means of a fixed
     sample of the training data are computed layer by layer; a layer none of
     whose units is active (``Cov_x(E_q[u]) <= threshold`` for every unit, the
     criterion of ``keras_vae.evaluation.active_units``) is *collapsed*: the
@@ -54,16 +56,18 @@ class CollapseMonitor(keras.callbacks.Callback):
         x: ``[N, D]`` examples to check the layers on (a few hundred suffice).
         threshold: activity threshold of a unit.
         start_epoch: first epoch (1-based) after which to check.
+        start_step: optimizer steps the model must have taken before a check.
 
     Example:
         >>> model.fit(x, epochs=20, callbacks=[CollapseMonitor(x[:500], start_epoch=3)])
     """
 
-    def __init__(self, x, threshold=0.01, start_epoch=2):
+    def __init__(self, x, threshold=0.01, start_epoch=2, start_step=500):
         super().__init__()
         self.x = x
         self.threshold = float(threshold)
         self.start_epoch = int(start_epoch)
+        self.start_step = int(start_step)
         self.warned = set()
 
     def active_counts(self):
@@ -83,6 +87,9 @@ class CollapseMonitor(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if epoch + 1 < self.start_epoch or len(self.warned) == self.model.num_layers:
+            return
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is not None and int(optimizer.iterations) < self.start_step:
             return
         counts = self.active_counts()
         collapsed = [m for m, active in enumerate(counts, start=1) if active == 0 and m not in self.warned]

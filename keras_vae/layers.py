@@ -1,21 +1,51 @@
 """The ``Dense`` layer of every keras-vae network and distribution head."""
 
+import contextlib
+import contextvars
+
 import keras
 
 from keras_vae.initializers import FanInUniform
 
+_KERNEL_INITIALIZER = contextvars.ContextVar("keras_vae_kernel_initializer", default=None)
+
+
+@contextlib.contextmanager
+def default_kernel_initializer(factory):
+    """Within the block, :class:`Dense` layers created without a ``kernel_initializer`` use ``factory()``.
+
+    Models open this block around the layers they build, with the factory
+    of their objective (``Objective.kernel_initializer``).
+
+    Args:
+        factory: a callable returning a new Keras initializer, or None for
+            the default (:class:`keras_vae.initializers.FanInUniform`).
+
+    Example:
+        >>> with default_kernel_initializer(keras.initializers.GlorotUniform):
+        ...     layer = Dense(8)   # Glorot-uniform kernel, fan-in uniform bias
+    """
+    token = _KERNEL_INITIALIZER.set(factory)
+    try:
+        yield
+    finally:
+        _KERNEL_INITIALIZER.reset(token)
+
 
 @keras.saving.register_keras_serializable(package="keras_vae")
 class Dense(keras.layers.Dense):
-    """``keras.layers.Dense`` whose kernel and bias start at ``U(+-1/sqrt(fan_in))``.
+    """``keras.layers.Dense`` whose bias (and by default kernel) start at ``U(+-1/sqrt(fan_in))``.
 
     Any argument of ``keras.layers.Dense`` may be given; only the default
-    initializers differ (:class:`keras_vae.initializers.FanInUniform` for
-    both, the initialisation of a PyTorch ``Linear`` layer). In stacked
-    stochastic layers, Glorot-initialised kernels with zero biases left the
-    top layer of the two-layer MNIST model without one active unit in every
-    seed tried; with this initialisation it uses 1-2 units (see the README's
-    two-layer ablation).
+    initializers differ: :class:`keras_vae.initializers.FanInUniform` for
+    the bias, and for the kernel the initializer of the enclosing
+    :func:`default_kernel_initializer` block, else ``FanInUniform`` too (the
+    initialisation of a PyTorch ``Linear`` layer). Models trained by the
+    reparameterised objectives keep ``FanInUniform`` kernels: with
+    Glorot-uniform kernels and zero biases the top layer of the two-layer
+    MNIST model had no active unit in any seed tried, with these it uses 1-2
+    (see the README's two-layer ablation). The wake-sleep objectives ask for
+    Glorot-uniform kernels instead (``Objective.kernel_initializer``).
 
     Args:
         units: int, output width.
@@ -28,7 +58,9 @@ class Dense(keras.layers.Dense):
     """
 
     def __init__(self, units, **kwargs):
-        kwargs.setdefault("kernel_initializer", FanInUniform())
+        if "kernel_initializer" not in kwargs:
+            factory = _KERNEL_INITIALIZER.get()
+            kwargs["kernel_initializer"] = factory() if factory is not None else FanInUniform()
         kwargs.setdefault("bias_initializer", FanInUniform())
         super().__init__(units, **kwargs)
 

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from keras_vae import _keras_compat
 from keras_vae import heads
+from keras_vae import layers
 from keras_vae import networks
 from keras_vae import objectives
 from keras_vae._validation import whole
@@ -211,7 +212,9 @@ class HelmholtzMachine(StochasticHierarchy, Trainer, keras.Model):
 
         # === Layers ===
         # A seed fixes the initial weights of the layers built here as well as the noise.
-        with _keras_compat.seeded_initializers(seed):
+        # The objective picks the dense layers' kernel initializer.
+        kernels = layers.default_kernel_initializer(self.training_objective.kernel_initializer)
+        with _keras_compat.seeded_initializers(seed), kernels:
             self.recognition_networks = self._networks(
                 _deserialize_list(recognition_networks), self.hidden_dims, "recognition"
             )

@@ -131,13 +131,18 @@ def from_preset(name, input_dim=None, **overrides):
         >>> from_preset("conv_mnist", seed=0).sample(2)["x_mean"].shape
         TensorShape([2, 28, 28, 1])
     """
+    from keras_vae import objectives
     from keras_vae._keras_compat import seeded_initializers
+    from keras_vae.layers import default_kernel_initializer
     from keras_vae.models import HelmholtzMachine
 
     seed = overrides.get("seed")
-    # The preset's networks draw their initial weights from their own seed stream.
+    objective = objectives.get(overrides.get("objective", PRESETS.get(name, {}).get("objective", "elbo")))
+    # The preset's networks draw their initial weights from their own seed
+    # stream, with the kernel initializer of the objective (as the model's own layers).
     with seeded_initializers(None if seed is None else f"{seed}/preset"):
-        kwargs = get_preset(name, overrides.get("input_shape"))
+        with default_kernel_initializer(objective.kernel_initializer):
+            kwargs = get_preset(name, overrides.get("input_shape"))
     kwargs.update(overrides)
     if input_dim is None and "input_shape" not in kwargs:
         input_dim = 784

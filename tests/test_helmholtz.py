@@ -1,6 +1,7 @@
 """Helmholtz machines: shared core with the VAE, IWAE, wake-sleep, routing."""
 
 import itertools
+import warnings
 
 import keras
 import numpy as np
@@ -197,7 +198,7 @@ def test_a_collapsed_layer_is_reported_once_with_advice():
     x = (np.random.default_rng(0).random((200, 16)) < 0.3).astype("float32")
     model = keras_vae.HelmholtzMachine(16, latent_dims=(4, 3), hidden_dims=(8,), objective="wake_sleep", seed=0)
     model.compile(keras.optimizers.Adam(1e-3), jit_compile=False)
-    monitor = keras_vae.callbacks.CollapseMonitor(x, start_epoch=1)
+    monitor = keras_vae.callbacks.CollapseMonitor(x, start_epoch=1, start_step=0)
     recognition_2 = model.recognition_networks[1]
     for weight in recognition_2.weights:
         weight.assign(np.zeros(weight.shape, "float32"))
@@ -210,6 +211,22 @@ def test_a_collapsed_layer_is_reported_once_with_advice():
     assert monitor.warned == {2}
     counts = [active for active, _ in monitor.layer_report()]
     assert counts[1] == 0 and counts[0] > 0
+
+
+def test_the_collapse_monitor_waits_for_start_step():
+    # The same collapsed layer, but 12 steps are too few to judge: no warning.
+    x = (np.random.default_rng(0).random((200, 16)) < 0.3).astype("float32")
+    model = keras_vae.HelmholtzMachine(16, latent_dims=(4, 3), hidden_dims=(8,), objective="wake_sleep", seed=0)
+    model.compile(keras.optimizers.Adam(1e-3), jit_compile=False)
+    for weight in model.recognition_networks[1].weights:
+        weight.assign(np.zeros(weight.shape, "float32"))
+    monitor = keras_vae.callbacks.CollapseMonitor(x, start_epoch=1, start_step=13)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", keras_vae.callbacks.LayerCollapseWarning)
+        model.fit(x, epochs=3, batch_size=50, verbose=0, callbacks=[monitor])  # 12 steps
+    assert monitor.warned == set()
+    with pytest.warns(keras_vae.callbacks.LayerCollapseWarning, match="layer 2 of 2"):
+        model.fit(x, epochs=1, batch_size=50, verbose=0, callbacks=[monitor])  # steps 13-16
 
 
 @pytest.mark.slow

@@ -71,3 +71,23 @@ def test_same_seed_same_initial_weights():
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_array_equal(wa, wb)
     assert any(not np.array_equal(wa, wc) for wa, wc in zip(a.get_weights(), c.get_weights()))
+
+
+def test_the_objective_picks_the_kernel_initializer():
+    from keras_vae.layers import default_kernel_initializer
+
+    with default_kernel_initializer(keras.initializers.GlorotUniform):
+        glorot = Dense(4)
+    assert isinstance(glorot.kernel_initializer, keras.initializers.GlorotUniform)
+    assert isinstance(glorot.bias_initializer, FanInUniform)
+    assert isinstance(Dense(4).kernel_initializer, FanInUniform)  # the block is closed
+    for objective, kind in [("elbo", FanInUniform), ("iwae", FanInUniform),
+                            ("wake_sleep", keras.initializers.GlorotUniform),
+                            ("reweighted_wake_sleep", keras.initializers.GlorotUniform)]:  # fmt: skip
+        model = keras_vae.presets.from_preset("burda_2layer", objective=objective, seed=0)
+        dense = [lay for lay in keras_vae._keras_compat.flatten_layers(model) if isinstance(lay, keras.layers.Dense)]
+        assert all(isinstance(lay.kernel_initializer, kind) for lay in dense), objective
+    # Glorot's interval for a 784 -> 200 kernel is wider than 1/sqrt(784).
+    model = keras_vae.presets.from_preset("burda_1layer", objective="wake_sleep", seed=0)
+    kernel = np.asarray(model.recognition_networks[0].layers[0].kernel)
+    assert kernel.shape == (784, 200) and np.abs(kernel).max() > 1.5 / np.sqrt(784)

@@ -228,6 +228,13 @@ def test_02_helmholtz_wake_sleep_runs(tmp_path, monkeypatch):
         assert elbo < 0 and log_px > elbo - 0.5 and stderr > 0
         val = _number(rf"{objective}: \d+ epochs in {{N}} s, final val ELBO {{N}}", text)[1]
         assert math.isfinite(val)
+    # Wake-sleep uses both stochastic layers and its samples differ from each other.
+    found = re.search(r"wake_sleep: active units per layer \[(\d+), (\d+)\], sample spread (\S+) \(test images (\S+)\)",
+                      text)  # fmt: skip
+    assert found, text
+    units, (spread, data) = [int(found[1]), int(found[2])], (float(found[3]), float(found[4]))
+    assert min(units) >= 1, units
+    assert spread > 0.3 * data, (spread, data)
 
 
 @pytest.mark.slow  # runs in CI's slow suite; 01 keeps a notebook in the default one
