@@ -89,7 +89,8 @@ class CollapseMonitor(keras.callbacks.Callback):
         if epoch + 1 < self.start_epoch or len(self.warned) == self.model.num_layers:
             return
         optimizer = getattr(self.model, "optimizer", None)
-        if optimizer is not None and int(optimizer.iterations) < self.start_step:
+        # convert_to_numpy: under tf.distribute the step counter is a MirroredVariable (no int()).
+        if optimizer is not None and int(keras.ops.convert_to_numpy(optimizer.iterations)) < self.start_step:
             return
         counts = self.active_counts()
         collapsed = [m for m, active in enumerate(counts, start=1) if active == 0 and m not in self.warned]
