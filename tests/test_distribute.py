@@ -317,3 +317,16 @@ def test_cli_trains_mirrored_on_two_cpu_devices(tmp_path):
     model = keras.saving.load_model(tmp_path / "model.keras")
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert np.isfinite(metrics["test"]["elbo"]) and model.latent_dim == 16
+
+
+def test_collapse_monitor_reads_the_step_counter_under_a_strategy(binary_digits):
+    # Under a strategy the optimizer's step counter is a MirroredVariable.
+    x = binary_digits[0][:200]
+    with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
+        model = keras_vae.VAE(64, latent_dim=2, hidden_dims=(8,), seed=0)
+        model.compile(optimizer="adam")
+    monitor = keras_vae.callbacks.CollapseMonitor(x, start_epoch=1, start_step=0)
+    seen = []
+    monitor.active_counts = lambda: seen.append(1) or [1]  # the check ran past the step test
+    model.fit(x, epochs=2, batch_size=100, verbose=0, callbacks=[monitor])
+    assert seen == [1, 1]
