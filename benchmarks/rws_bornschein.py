@@ -48,7 +48,8 @@ How keras-vae expresses them here (what differs is said):
   images ``datasets.binarize_test`` as in every keras-vae benchmark. Other
   draws than the paper's; ``--binarization dynamic`` redraws every epoch.
 - initialisation: ``--init paper`` (default) sets every weight and bias as
-  above; ``--init keras`` keeps keras-vae's U(+-1/sqrt(fan_in)).
+  above; ``--init keras`` keeps keras-vae's defaults for this objective
+  (Glorot-uniform kernels, biases U(+-1/sqrt(fan_in))).
 - recognition delay: the paper trains q from the first step; keras-vae's
   ``ReweightedWakeSleep`` waits 1000 steps by default. ``--recognition-delay``
   (default 0, the paper's).
@@ -106,6 +107,10 @@ from keras_vae import evaluation
 from keras_vae import objectives
 from keras_vae._keras_compat import AtomicBackupAndRestore
 from keras_vae.models import HelmholtzMachine
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from reproduce_burda import _append_jsonl  # noqa: E402
+from reproduce_burda import matmul_gflops  # noqa: E402
 
 RESULTS = pathlib.Path(__file__).parent / "results"
 
@@ -186,16 +191,6 @@ def paper_init(model, seed):
     model.prior.bias.assign(np.full((model.prior.units,), -1.0, "float32"))
 
 
-def matmul_gflops(n=1000, repeats=20):
-    """Float32 matrix-multiply speed of this machine now (GFLOP/s), a yardstick for the timings."""
-    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
-    a @ a
-    start = time.perf_counter()
-    for _ in range(repeats):
-        a @ a
-    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
-
-
 def load_data(args):
     """``(train dataset, n_train, x_valid or None, x_test)``.
 
@@ -216,13 +211,6 @@ def load_data(args):
         x_valid = datasets.binarize(x_train[: n_train + args.valid_images], "static", seed=args.seed)[n_train:]
     x_test, _ = datasets.load_arrays("mnist", "test", path=args.data_path)
     return train, n_train, x_valid, datasets.binarize_test(x_test[: args.limit_test])
-
-
-def _append_jsonl(path, record):
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def _write_json(path, value):

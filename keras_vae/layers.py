@@ -67,8 +67,6 @@ class Dense(keras.layers.Dense):
     def build(self, input_shape):
         init = self.bias_initializer
         if isinstance(init, FanInUniform) and init.fan_in is None:
-            # The bias's interval comes from the layer's fan-in, known now.
-            config = dict(init.get_config(), fan_in=int(input_shape[-1]))
-            config["seed"] = init.seed
-            self.bias_initializer = FanInUniform(**config)
+            # The bias's interval comes from the layer's fan-in, known now (same seed).
+            self.bias_initializer = FanInUniform(fan_in=int(input_shape[-1]), seed=init.seed)
         super().build(input_shape)
