@@ -25,10 +25,15 @@ Two schedules, both Adam(beta1=0.9, beta2=0.999, epsilon=1e-4):
   (1e-3) for the first ``--lr-hold`` fraction of the ``--epochs`` epochs
   (default 0), then decayed exponentially to ``--lr-end`` (1e-4) at the last.
 
+Either schedule can evaluate an exponential moving average of the weights
+(``--ema 0.999``: Keras's optimizer ``use_ema``; training itself is unchanged).
+
 Examples::
 
     python benchmarks/reproduce_burda.py --schedule fast --rows 1L-VAE-k1 --epochs 800
     python benchmarks/reproduce_burda.py --schedule fast --rows 1L-VAE-k1 --epochs 1100 --lr-hold 0.3 --lr-end 3e-5
+    python benchmarks/reproduce_burda.py --schedule fast --rows 1L-VAE-k1 --epochs 950 --batch-size 50 \
+        --lr-hold 0.3 --lr-end 3e-5 --ema 0.999
     python benchmarks/reproduce_burda.py --passes 2 --batch-size 100 --rows '1L-*' --limit-test 1000
 
 ``--rows`` takes comma-separated names or shell patterns (``1L-VAE-k1``,
@@ -79,7 +84,7 @@ PAPER = {
 }  # fmt: skip
 ROWS = [f"{layers}L-{obj}-k{k}" for layers in (1, 2) for obj in ("VAE", "IWAE") for k in (1, 5, 50)]
 # What must match for a saved row (or a backup) to count as the same run.
-BUDGET = ("schedule", "passes", "epochs", "lr_start", "lr_end", "lr_hold", "batch_size", "limit_train", "seed")
+BUDGET = ("schedule", "passes", "epochs", "lr_start", "lr_end", "lr_hold", "batch_size", "ema", "limit_train", "seed")
 
 
 def parse_row(name):
@@ -247,7 +252,8 @@ def run_row(name, args, x_test, paths):
     train, _, _ = load_data(args.data_path, args.batch_size, args.limit_train, 1, args.seed)
     model = make_model(layers, objective, k, args.seed)
     rates = learning_rates(args)
-    model.compile(optimizer=keras.optimizers.Adam(rates[0], beta_1=0.9, beta_2=0.999, epsilon=1e-4))
+    averaged = {"use_ema": True, "ema_momentum": args.ema} if args.ema else {}
+    model.compile(optimizer=keras.optimizers.Adam(rates[0], beta_1=0.9, beta_2=0.999, epsilon=1e-4, **averaged))
     backup = paths["backup"] / name
     stamp = backup / "budget.json"
     if backup.exists() and (not stamp.exists() or json.loads(stamp.read_text()) != budget):
@@ -296,20 +302,31 @@ def run_row(name, args, x_test, paths):
     }
 
 
+def budget_tag(budget):
+    """One row's training budget in a few words (the table's "schedule" column and the curve's legend)."""
+    if budget["schedule"] == "paper":
+        text = f"{budget['passes']} of 8 passes, batch {budget['batch_size']}"
+    else:
+        hold = budget.get("lr_hold") or 0
+        held = f"{budget['lr_start']:g} for {hold:.0%}, then " if hold else ""
+        text = f"batch {budget['batch_size']}, lr {held}{budget['lr_start']:g} -> {budget['lr_end']:g}"
+    if budget.get("ema"):
+        text += f", EMA {budget['ema']:g}"
+    return text
+
+
 def budget_line(args, n_train, n_test):
-    rates = learning_rates(args)
     if args.schedule == "fast":
-        hold = f"held at {args.lr_start:g} for the first {args.lr_hold:.0%} of them, then " if args.lr_hold else ""
         plan = (
-            f"the epochs of each row, learning rate {hold}decayed exponentially from {args.lr_start:g} "
-            f"to {args.lr_end:g} at the last epoch"
+            "the epochs of each row, learning rate held at its first value for a fraction of them (the "
+            "schedule column), then decayed exponentially to its last value at the last epoch; EMA: the "
+            "weights evaluated are an exponential moving average of the trained ones with that momentum"
         )
     else:
-        full = " (the paper's full schedule)" if args.passes == 8 and args.batch_size == 20 else ""
-        plan = f"{args.passes} of 8 passes = {len(rates)} epochs{full}, learning rate 1e-3 * 10^(-i/7) in pass i"
+        plan = "pass i of 3^i epochs at learning rate 1e-3 * 10^(-i/7); 8 passes = 3280 epochs, the paper's"
     return (
         f"Budget ({args.schedule} schedule): {plan}; {n_train} dynamically binarised training images, "
-        f"batch {args.batch_size}, Adam(0.9, 0.999, eps 1e-4); test log p(x) with k = {args.k_eval} on "
+        f"Adam(0.9, 0.999, eps 1e-4); test log p(x) with k = {args.k_eval} on "
         f"{n_test} statically binarised test images (seed {datasets.TEST_BINARIZATION_SEED}). Machine: "
         f"{os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}, Keras {keras.__version__}."
     )
@@ -325,14 +342,15 @@ def markdown(rows, args, n_train, n_test):
         "3280 epochs at batch 20 with k = 5000 on all 10,000 test images. Active units: per stochastic layer "
         "(bottom + top), Cov_x(E_q[u]) > 0.01. Machine speed: float32 matrix multiply before the row.",
         "",
-        "| row | epochs | test log p(x) | paper | difference | test ELBO | active units | train (min) "
+        "| row | epochs | schedule | test log p(x) | paper | difference | test ELBO | active units | train (min) "
         "| eval (s) | machine GFLOP/s |",
-        "| --- | ---: | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
+        "| --- | ---: | --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
     ]
     for r in rows:
         units = " + ".join(str(u) for u in r["active_units"])
         lines.append(
-            f"| {r['row']} | {r['epochs']} | {r['test_log_px']:.2f} ± {r['test_log_px_stderr']:.2f} | "
+            f"| {r['row']} | {r['epochs']} | {budget_tag(r['budget'])} | "
+            f"{r['test_log_px']:.2f} ± {r['test_log_px_stderr']:.2f} | "
             f"{r['paper_log_px']:.2f} | {r['difference']:+.2f} | {r['test_elbo']:.2f} | {units} | "
             f"{r['train_seconds'] / 60:.1f} | {r['eval_seconds']:.0f} | {r.get('machine_gflops', float('nan')):.0f} |"
         )
@@ -350,18 +368,24 @@ def plot_curve(curve_path, png_path, rows):
     if not points:
         return
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name in sorted({p["row"] for p in points}, key=ROWS.index):
-        mine = [p for p in points if p["row"] == name]
+    runs = {(p["row"], json.dumps(p.get("budget"), sort_keys=True)) for p in points}
+    for name, key in sorted(runs, key=lambda run: (ROWS.index(run[0]), run[1])):
+        mine = [p for p in points if p["row"] == name and json.dumps(p.get("budget"), sort_keys=True) == key]
         mine = list({p["epoch"]: p for p in mine}.values())  # last record of each epoch
         mine.sort(key=lambda p: p["epoch"])
-        line = ax.plot([p["train_minutes"] for p in mine], [p["test_elbo"] for p in mine], label=f"{name} test ELBO")
-        done = [r for r in rows if r["row"] == name]
+        budget = mine[-1].get("budget") or {}
+        tag = f"{name}, {budget['epochs']} ep, {budget_tag(budget)}" if budget.get("schedule") == "fast" else name
+        minutes, elbos = [p["train_minutes"] for p in mine], [p["test_elbo"] for p in mine]
+        line = ax.plot(minutes, elbos, lw=1, label=f"{tag}: test ELBO")
+        done = [r for r in rows if r["row"] == name and json.dumps(r.get("budget"), sort_keys=True) == key]
         if done:
             color = line[0].get_color()
             r = done[-1]
-            label = f"{name} log p(x), k={r['k_eval']}"
+            label = f"{tag}: log p(x), k={r['k_eval']}"
             ax.plot(r["train_seconds"] / 60, r["test_log_px"], "o", color=color, label=label)
-            ax.axhline(r["paper_log_px"], color=color, ls=":", lw=1, label=f"{name} paper log p(x)")
+    for name in sorted({p["row"] for p in points}, key=ROWS.index):
+        ax.axhline(PAPER[parse_row(name)], color="gray", ls=":", lw=1)
+        ax.annotate(f"paper {name}", (0, PAPER[parse_row(name)]), fontsize=7, color="gray", va="bottom")
     ax.set_xlabel("training time (minutes, this machine)")
     ax.set_ylabel("nats per test image")
     ax.set_ylim(bottom=max(ax.get_ylim()[0], -120))
@@ -376,9 +400,7 @@ def write_tables(rows, args, n_train, n_test, paths):
     """The markdown table and the learning-curve plot of every row of this schedule; returns the table."""
     same = [
         r for r in rows
-        if r["budget"]["schedule"] == args.schedule
-        and all(r["budget"].get(key) == getattr(args, key) for key in ("lr_start", "lr_end", "batch_size", "seed"))
-        and (r["budget"].get("lr_hold") or 0) == (args.lr_hold or 0)
+        if r["budget"]["schedule"] == args.schedule and r["budget"].get("seed") == args.seed
     ]  # fmt: skip
     table = markdown(same, args, n_train, n_test)
     paths["out"].write_text(table)
@@ -398,6 +420,10 @@ def main(argv=None):
         "--lr-hold", type=float, default=0.0, help="fast schedule: fraction of epochs at --lr-start before decaying"
     )
     parser.add_argument("--batch-size", type=int, default=None, help="default 20 (paper) or 100 (fast)")
+    parser.add_argument(
+        "--ema", type=float, default=0.0,
+        help="evaluate an exponential moving average of the weights with this momentum (e.g. 0.999); 0 = off",
+    )  # fmt: skip
     parser.add_argument("--rows", default="all", help=f"comma-separated names or patterns; {', '.join(ROWS)}")
     parser.add_argument("--k-eval", type=int, default=5000, help="importance samples of the test log p(x)")
     parser.add_argument("--limit-train", type=int, default=None, help="use the first N training images")
@@ -418,6 +444,8 @@ def main(argv=None):
         args.out = f"benchmarks/results/{'burda_fast' if fast else 'reproduce_burda'}.md"
     if not 0 <= args.lr_hold < 1:
         parser.error("--lr-hold must be in [0, 1)")
+    if not 0 <= args.ema < 1:
+        parser.error("--ema must be in [0, 1)")
     if not 1 <= args.passes <= 8:
         parser.error("--passes must be in 1..8")
     if args.epochs < 1 or args.batch_size < 1 or args.k_eval < 1 or args.curve_every < 0:
