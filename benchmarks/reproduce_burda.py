@@ -357,8 +357,9 @@ def markdown(rows, args, n_train, n_test):
     return "\n".join(lines) + "\n"
 
 
-def plot_curve(curve_path, png_path, rows):
-    """Test ELBO against minutes of training, one line per row, final log p(x) and the paper as markers."""
+def plot_curve(curve_path, png_path, rows, current=None):
+    """Test ELBO against minutes of training, one line per finished row (and per row of the ``current`` budget, in
+    progress), final log p(x) as markers, the paper's figures as dotted lines."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -367,8 +368,10 @@ def plot_curve(curve_path, png_path, rows):
     points = _read_jsonl(curve_path)
     if not points:
         return
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(8, 7))
+    shown = {json.dumps(r.get("budget"), sort_keys=True) for r in rows} | {json.dumps(current, sort_keys=True)}
     runs = {(p["row"], json.dumps(p.get("budget"), sort_keys=True)) for p in points}
+    runs = {run for run in runs if run[1] in shown}
     for name, key in sorted(runs, key=lambda run: (ROWS.index(run[0]), run[1])):
         mine = [p for p in points if p["row"] == name and json.dumps(p.get("budget"), sort_keys=True) == key]
         mine = list({p["epoch"]: p for p in mine}.values())  # last record of each epoch
@@ -388,9 +391,9 @@ def plot_curve(curve_path, png_path, rows):
         ax.annotate(f"paper {name}", (0, PAPER[parse_row(name)]), fontsize=7, color="gray", va="bottom")
     ax.set_xlabel("training time (minutes, this machine)")
     ax.set_ylabel("nats per test image")
-    ax.set_ylim(bottom=max(ax.get_ylim()[0], -120))
+    ax.set_ylim(bottom=max(ax.get_ylim()[0], -100))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=1)
     fig.tight_layout()
     fig.savefig(png_path, dpi=120)
     plt.close(fig)
@@ -404,7 +407,7 @@ def write_tables(rows, args, n_train, n_test, paths):
     ]  # fmt: skip
     table = markdown(same, args, n_train, n_test)
     paths["out"].write_text(table)
-    plot_curve(paths["curve"], paths["png"], same)
+    plot_curve(paths["curve"], paths["png"], same, current=budget_of(args))
     return table
 
 
