@@ -68,22 +68,16 @@ from keras_vae import datasets
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 import _jax_reference  # noqa: E402
 from reproduce_burda import _append_jsonl  # noqa: E402
+from reproduce_burda import budget_of  # noqa: E402
 from reproduce_burda import fast_schedule  # noqa: E402
 from reproduce_burda import load_data  # noqa: E402
 from reproduce_burda import matmul_gflops  # noqa: E402
 
 ROW = "1L-VAE-k1"
-# Training arguments a backup (and a finished row) must share to count as the same run; the keys of
-# reproduce_burda's budget.
-BUDGET = ("epochs", "lr_start", "lr_end", "lr_hold", "batch_size", "ema", "limit_train", "seed")
 # Samples per jitted call of the log p(x) (fewer if --k-eval is smaller); --k-eval is rounded up to a multiple.
 EVAL_CHUNK = 100
 # Test images per jitted call of the log p(x).
 EVAL_IMAGES = 100
-
-
-def budget_of(args):
-    return {"schedule": "fast", "passes": None, **{key: getattr(args, key) for key in BUDGET}}
 
 
 def make_optimizer(lr_start):
@@ -223,6 +217,8 @@ def parse_args(argv):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/results/burda_fast_jax.json", help="JSON list of rows")
     args = parser.parse_args(argv)
+    # reproduce_burda's budget keys (what a backup and a finished row must share): its fast schedule.
+    args.schedule, args.passes = "fast", None
     if not 0 <= args.lr_hold < 1:
         parser.error("--lr-hold must be in [0, 1)")
     if not 0 <= args.ema < 1:

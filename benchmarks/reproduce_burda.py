@@ -32,7 +32,7 @@ Examples::
 
     python benchmarks/reproduce_burda.py --schedule fast --rows 1L-VAE-k1 --epochs 800
     python benchmarks/reproduce_burda.py --schedule fast --rows 1L-VAE-k1 --epochs 1100 --lr-hold 0.3 --lr-end 3e-5
-    python benchmarks/reproduce_burda.py --schedule fast --rows 1L-VAE-k1 --epochs 950 --batch-size 50 \
+    python benchmarks/reproduce_burda.py --schedule fast --rows 1L-VAE-k1 --epochs 930 --batch-size 50 \
         --lr-hold 0.3 --lr-end 3e-5 --ema 0.999
     python benchmarks/reproduce_burda.py --passes 2 --batch-size 100 --rows '1L-*' --limit-test 1000
 
