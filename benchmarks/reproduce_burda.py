@@ -24,6 +24,8 @@ Two schedules, both Adam(beta1=0.9, beta2=0.999, epsilon=1e-4):
 - ``--schedule fast``: batch 100, the learning rate held at ``--lr-start``
   (1e-3) for the first ``--lr-hold`` fraction of the ``--epochs`` epochs
   (default 0), then decayed exponentially to ``--lr-end`` (1e-4) at the last.
+  ``--batch-size 100,50@0.5,25@0.8`` changes the batch size during training
+  (here 100, then 50 from half the epochs, 25 from 80%).
 
 Either schedule can evaluate an exponential moving average of the weights
 (``--ema 0.999``: Keras's optimizer ``use_ema``; training itself is unchanged).
@@ -33,6 +35,8 @@ Examples::
     python benchmarks/reproduce_burda.py --schedule fast --rows 1L-VAE-k1 --epochs 800
     python benchmarks/reproduce_burda.py --schedule fast --rows 1L-VAE-k1 --epochs 1100 --lr-hold 0.3 --lr-end 3e-5
     python benchmarks/reproduce_burda.py --schedule fast --rows 1L-VAE-k1 --epochs 930 --batch-size 50 \
+        --lr-hold 0.3 --lr-end 3e-5 --ema 0.999
+    python benchmarks/reproduce_burda.py --schedule fast --rows 1L-VAE-k1 --epochs 900 --batch-size 100,50@0.5,25@0.8 \
         --lr-hold 0.3 --lr-end 3e-5 --ema 0.999
     python benchmarks/reproduce_burda.py --passes 2 --batch-size 100 --rows '1L-*' --limit-test 1000
 
@@ -150,6 +154,56 @@ def matmul_gflops(n=1000, repeats=20):
     return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
+def parse_batch_sizes(text):
+    """``"100"`` -> ``[(100, 0.0)]``; ``"100,50@0.5,25@0.8"`` -> ``[(100, 0.0), (50, 0.5), (25, 0.8)]``.
+
+    Each entry after the first is a batch size and the fraction of the epochs
+    at which it takes over. Raises ValueError for anything else, or for sizes
+    that do not each divide the ones before them (the small batches of the
+    pipeline are grouped into the larger ones).
+    """
+    phases = []
+    for i, part in enumerate(str(text).split(",")):
+        size, _, start = part.partition("@")
+        if (i == 0) != (start == ""):
+            raise ValueError(f"--batch-size {text!r}: the first size has no @fraction, every later one has one")
+        try:
+            phase = (int(size), float(start or 0))
+        except ValueError:
+            raise ValueError(f"--batch-size {text!r}: {part!r} is not SIZE or SIZE@FRACTION") from None
+        if phase[0] < 1 or not 0 <= phase[1] < 1 or (phases and phase[1] <= phases[-1][1]):
+            raise ValueError(f"--batch-size {text!r}: sizes >= 1, fractions in (0, 1) and increasing")
+        if phases and phases[-1][0] % phase[0]:
+            raise ValueError(f"--batch-size {text!r}: each size must divide the one before it")
+        phases.append(phase)
+    return phases
+
+
+def phase_epochs(phases, epochs):
+    """``[(batch size, first epoch, end epoch)]`` of each phase with epochs (end exclusive)."""
+    starts = [round(start * epochs) for _, start in phases] + [epochs]
+    return [(size, starts[i], starts[i + 1]) for i, (size, _) in enumerate(phases) if starts[i + 1] > starts[i]]
+
+
+class KeepTrainedWeights(keras.callbacks.Callback):
+    """Keeps ``fit`` from replacing the trained weights by their moving average at its end.
+
+    ``fit`` ends by writing the optimizer's moving average (``use_ema``) into
+    the model; a training phase followed by another must hand on the trained
+    weights instead. After the phase's last epoch the average is switched
+    off; switch it back on (``optimizer.use_ema = True``) before the next
+    ``fit``.
+    """
+
+    def __init__(self, end_epoch):
+        super().__init__()
+        self.end_epoch = end_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.end_epoch:
+            self.model.optimizer.use_ema = False
+
+
 def load_data(path, batch_size, limit_train, limit_test, seed):
     """``(train dataset, n_train, x_test)``: dynamic binarisation of train, static of test.
 
@@ -204,18 +258,18 @@ class RowProgress(keras.callbacks.Callback):
         self.row, self.log_path, self.curve_path = row, log_path, curve_path
         self.x_test, self.curve_every, self.epochs, self.budget = x_test, curve_every, epochs, budget
         self.train_seconds = 0.0
-        self._restored = False
 
     def _previous(self, path):
         return [r for r in _read_jsonl(path) if r.get("row") == self.row and r.get("budget") == self.budget]
 
+    def restore(self, finished):
+        """Continue the training seconds of a row whose checkpoint holds ``finished`` epochs."""
+        earlier = [r for r in self._previous(self.log_path) if r["epoch"] == finished]
+        self.train_seconds = earlier[-1]["train_seconds"] if earlier and finished else 0.0
+        if finished:
+            print(f"{self.row}: resumed after epoch {finished} ({self.train_seconds:.0f} s of training)", flush=True)
+
     def on_epoch_begin(self, epoch, logs=None):
-        if not self._restored:
-            self._restored = True
-            earlier = [r for r in self._previous(self.log_path) if r["epoch"] == epoch]  # epoch is 1-based there
-            self.train_seconds = earlier[-1]["train_seconds"] if earlier else 0.0
-            if epoch:
-                print(f"{self.row}: resumed after epoch {epoch} ({self.train_seconds:.0f} s of training)", flush=True)
         self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
@@ -225,7 +279,8 @@ class RowProgress(keras.callbacks.Callback):
         record = {
             "row": self.row, "epoch": epoch + 1, "train_seconds": round(self.train_seconds, 3),
             "train_elbo": float(logs.get("elbo", logs.get("iwae_bound", float("nan")))),
-            "learning_rate": lr, "budget": self.budget,
+            "learning_rate": lr, "steps": int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)),
+            "budget": self.budget,
         }  # fmt: skip
         _append_jsonl(self.log_path, record)
         print(
@@ -249,7 +304,6 @@ def run_row(name, args, x_test, paths):
     budget = budget_of(args)
     keras.utils.set_random_seed(args.seed)
     gflops = matmul_gflops()
-    train, _, _ = load_data(args.data_path, args.batch_size, args.limit_train, 1, args.seed)
     model = make_model(layers, objective, k, args.seed)
     rates = learning_rates(args)
     averaged = {"use_ema": True, "ema_momentum": args.ema} if args.ema else {}
@@ -262,12 +316,26 @@ def run_row(name, args, x_test, paths):
     backup.mkdir(parents=True, exist_ok=True)
     stamp.write_text(json.dumps(budget))
     progress = RowProgress(name, paths["log"], paths["curve"], x_test, args.curve_every, len(rates), budget)
-    callbacks = [
-        keras.callbacks.LearningRateScheduler(lambda epoch, lr: rates[epoch]),
-        progress,
-        AtomicBackupAndRestore(str(backup / "checkpoint")),
-    ]
-    model.fit(train, epochs=len(rates), callbacks=callbacks, verbose=0, shuffle=False)
+    # One fit per batch size: a phase ended before a cut is not run again, the
+    # checkpoint (kept to the end of the row) restores the one in progress.
+    checkpoint = str(backup / "checkpoint")
+    finished = (AtomicBackupAndRestore(checkpoint).saved_metadata() or {}).get("epoch", 0)
+    progress.restore(finished)
+    phases = phase_epochs(parse_batch_sizes(args.batch_size), len(rates))
+    for i, (size, first, end) in enumerate(phases):
+        last = i == len(phases) - 1
+        if end <= finished and not last:
+            continue
+        train, _, _ = load_data(args.data_path, size, args.limit_train, 1, args.seed + i)
+        callbacks = [
+            keras.callbacks.LearningRateScheduler(lambda epoch, lr: rates[epoch]),
+            progress,
+            AtomicBackupAndRestore(checkpoint, delete_checkpoint=False),
+        ]
+        if not last and args.ema:
+            callbacks.append(KeepTrainedWeights(end))
+        model.fit(train, initial_epoch=first, epochs=end, callbacks=callbacks, verbose=0, shuffle=False)
+        model.optimizer.use_ema = bool(args.ema)
     if args.save_models:
         model.save(paths["out"].parent / f"{paths['out'].stem}_{name}.keras")
 
@@ -302,6 +370,12 @@ def run_row(name, args, x_test, paths):
     }
 
 
+def batch_tag(batch_size):
+    """``"100,50@0.5"`` -> ``"100, 50 from 50%"``."""
+    phases = parse_batch_sizes(batch_size)
+    return ", ".join([str(phases[0][0])] + [f"{size} from {start:.0%}" for size, start in phases[1:]])
+
+
 def budget_tag(budget):
     """One row's training budget in a few words (the table's "schedule" column and the curve's legend)."""
     if budget["schedule"] == "paper":
@@ -309,7 +383,7 @@ def budget_tag(budget):
     else:
         hold = budget.get("lr_hold") or 0
         held = f"{budget['lr_start']:g} for {hold:.0%}, then " if hold else ""
-        text = f"batch {budget['batch_size']}, lr {held}{budget['lr_start']:g} -> {budget['lr_end']:g}"
+        text = f"batch {batch_tag(budget['batch_size'])}, lr {held}{budget['lr_start']:g} -> {budget['lr_end']:g}"
     if budget.get("ema"):
         text += f", EMA {budget['ema']:g}"
     return text
@@ -422,7 +496,11 @@ def main(argv=None):
     parser.add_argument(
         "--lr-hold", type=float, default=0.0, help="fast schedule: fraction of epochs at --lr-start before decaying"
     )
-    parser.add_argument("--batch-size", type=int, default=None, help="default 20 (paper) or 100 (fast)")
+    parser.add_argument(
+        "--batch-size", default=None,
+        help="default 20 (paper) or 100 (fast); or a schedule SIZE,SIZE@FRACTION,... such as 100,50@0.5,25@0.8 "
+        "(50 from half the epochs, 25 from 80%%)",
+    )  # fmt: skip
     parser.add_argument(
         "--ema", type=float, default=0.0,
         help="evaluate an exponential moving average of the weights with this momentum (e.g. 0.999); 0 = off",
@@ -441,6 +519,12 @@ def main(argv=None):
     fast = args.schedule == "fast"
     if args.batch_size is None:
         args.batch_size = 100 if fast else 20
+    try:
+        phases = parse_batch_sizes(args.batch_size)
+    except ValueError as err:
+        parser.error(str(err))
+    # A single size stays an int (the budget of the rows before schedules existed).
+    args.batch_size = phases[0][0] if len(phases) == 1 else args.batch_size
     if args.curve_every is None:
         args.curve_every = 25 if fast else 0
     if args.out is None:
@@ -451,7 +535,7 @@ def main(argv=None):
         parser.error("--ema must be in [0, 1)")
     if not 1 <= args.passes <= 8:
         parser.error("--passes must be in 1..8")
-    if args.epochs < 1 or args.batch_size < 1 or args.k_eval < 1 or args.curve_every < 0:
+    if args.epochs < 1 or args.k_eval < 1 or args.curve_every < 0:
         parser.error("--epochs, --batch-size and --k-eval must be >= 1, --curve-every >= 0")
     if not fast:
         args.epochs, args.lr_start, args.lr_end, args.lr_hold = None, None, None, None
@@ -477,7 +561,8 @@ def main(argv=None):
     budget = budget_of(args)
     evaluation_budget = {"k_eval": args.k_eval, "limit_test": args.limit_test}
 
-    _, n_train, x_test = load_data(args.data_path, args.batch_size, args.limit_train, args.limit_test, args.seed)
+    first_size = parse_batch_sizes(args.batch_size)[0][0]
+    _, n_train, x_test = load_data(args.data_path, first_size, args.limit_train, args.limit_test, args.seed)
     print(budget_line(args, n_train, len(x_test)), flush=True)
     for name in names:
         same = [
