@@ -42,6 +42,7 @@ _SUBMODULES = (
     "heads",
     "hierarchy",
     "images",
+    "in_memory",
     "initializers",
     "layers",
     "models",

@@ -23,6 +23,8 @@ import zipfile
 import numpy as np
 import tensorflow as tf
 
+from keras_vae import in_memory
+
 DATASETS = ("digits", "mnist", "fashion_mnist")
 SPLITS = ("train", "test")
 BINARIZATIONS = ("none", "static", "dynamic")
@@ -419,7 +421,10 @@ def pipeline(x, batch_size=100, binarization="none", shuffle=False, seed=0, drop
         drop_remainder: drop a last batch smaller than ``batch_size``.
 
     Returns:
-        ``tf.data.Dataset`` of float32 ``[batch, *input_shape]`` tensors.
+        ``tf.data.Dataset`` of float32 ``[batch, *input_shape]`` tensors. It
+        records what it was made from (``keras_vae.in_memory.ArraySource``):
+        a model's ``fit`` with XLA runs its epochs from the array in compiled
+        programs, without ``tf.data``.
 
     Example:
         >>> ds = pipeline(np.zeros((10, 28, 28, 1), "float32"), batch_size=4)   # batches [4, 28, 28, 1]
@@ -449,7 +454,10 @@ def pipeline(x, batch_size=100, binarization="none", shuffle=False, seed=0, drop
     # fixed min(16, CPU cores).
     options = tf.data.Options()
     options.autotune.enabled = False
-    return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
+    ds = ds.prefetch(tf.data.AUTOTUNE).with_options(options)
+    # With XLA, `fit` runs this pipeline's epochs from the array itself (keras_vae.in_memory).
+    source = in_memory.ArraySource(x, batch_size, binarization == "dynamic", bool(shuffle), int(seed), drop_remainder)
+    return in_memory.attach(ds, source)
 
 
 def _bernoulli(probs, seed):

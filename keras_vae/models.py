@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from keras_vae import _keras_compat
 from keras_vae import heads
+from keras_vae import in_memory
 from keras_vae import layers
 from keras_vae import networks
 from keras_vae import objectives
@@ -329,7 +330,10 @@ class HelmholtzMachine(StochasticHierarchy, Trainer, keras.Model):
             or None for generators and ``PyDataset``s, which Keras checks, and
             for conditional models (whose checks need the condition).
         """
-        if isinstance(data, tf.data.Dataset):
+        source = in_memory.source_of(data)
+        if source is not None:
+            data = source.first_batch()
+        elif isinstance(data, tf.data.Dataset):
             first = next(iter(data.take(1)), None)
             if first is None:
                 raise ValueError("The dataset is empty: it yields no batches.")

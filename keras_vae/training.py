@@ -8,11 +8,15 @@ to the variables of its group, and runs several steps per compiled call:
 - ``train_step``/``test_step``: what ``fit``/``evaluate`` run;
 - ``make_train_function``: with XLA and several steps per execution, one XLA
   program runs all the steps of an execution;
+- ``_in_memory_function``: for the package's own pipelines of in-memory
+  arrays (``keras_vae.in_memory``), each XLA program also gathers and
+  binarises its batches, without ``tf.data``;
 - ``compile``: XLA and ``DEFAULT_STEPS_PER_EXECUTION`` steps by default;
 - ``fit``/``evaluate``: check the data first and stop on a NaN loss.
 """
 
 import os
+import weakref
 
 import keras
 import tensorflow as tf
@@ -20,6 +24,7 @@ from keras import ops
 
 from keras_vae import _keras_compat
 from keras_vae import callbacks as callbacks_lib
+from keras_vae import in_memory
 from keras_vae import objectives
 
 #: Training/evaluation steps per compiled call when ``compile`` is not told.
@@ -438,6 +443,7 @@ class Trainer:
         """
         requested = {"steps_per_execution": steps_per_execution, "jit_compile": jit_compile}
         self.__dict__.pop("_short_epoch_functions", None)  # Built for the previous optimizer.
+        self.__dict__.pop("_in_memory_programs", None)
         distributed = self._distributed()
         if steps_per_execution == "auto":
             # Under a strategy the cross-replica sums of each step dominate on
@@ -504,6 +510,9 @@ class Trainer:
         if isinstance(x, tf.data.Dataset):
             # A dataset shuffles itself; Keras would warn that shuffle is ignored.
             kwargs.setdefault("shuffle", False)
+        source = in_memory.eligible(self, x, y, kwargs)
+        if source is not None:
+            return self._fit_in_memory(source, validation_data, callbacks, kwargs)
         per_execution = int(self.steps_per_execution or 1)
         steps = _steps_per_epoch(x, kwargs)
         if steps is None or steps >= per_execution:
@@ -520,6 +529,65 @@ class Trainer:
         finally:
             short[steps] = self.train_function
             self.steps_per_execution, self.train_function = per_execution, full_function
+
+    def _fit_in_memory(self, source, validation_data, callbacks, kwargs):
+        """``fit`` on an ``in_memory.ArraySource``: Keras's loop over ``_in_memory_function``'s calls."""
+        per_execution = int(self.steps_per_execution or 1)
+        # One feed per source and model: the device copy is made once, and
+        # each fit call continues the source's stream of epochs (a fresh
+        # order and draw every epoch, as the pipeline itself gives).
+        feeds = self.__dict__.setdefault("_in_memory_feeds", weakref.WeakKeyDictionary())
+        feed = feeds.get(source)
+        if feed is None:
+            feed = feeds[source] = in_memory.EpochFeed(source, per_execution)
+        feed.per_call = max(1, min(per_execution, source.steps))
+        full_function = self.train_function
+        self.steps_per_execution, self.train_function = feed.per_call, self._in_memory_function(feed)
+        try:
+            return super().fit(feed.dataset(), validation_data=validation_data, callbacks=callbacks, **kwargs)
+        finally:
+            self.steps_per_execution, self.train_function = per_execution, full_function
+
+    def _in_memory_function(self, feed):
+        """The training function of ``fit`` on an ``EpochFeed``: each call runs the steps of one execution.
+
+        One XLA program (compiled once per model, number of steps and batch
+        size, kept across ``fit`` calls) gathers the call's batches from the
+        examples on the device, draws their binarisation and runs the
+        training steps, as the fused loop of ``make_train_function`` does
+        with batches from ``tf.data``; a last smaller batch runs in a program
+        of its own.
+        """
+        programs = self.__dict__.setdefault("_in_memory_programs", {})
+        if "run" not in programs:
+            names = [name for name in self._metric_names() if name != "log_px"]
+
+            @tf.function(jit_compile=True, reduce_retracing=True)
+            def run(x, indices, first, epoch, count, size, steps, dynamic, seed):
+                batches = in_memory.gather_batches(x, indices, first, epoch, count, size, steps, dynamic, seed)
+                # The loop ends after a non-finite step, as the fused loop does.
+                i, finite = tf.constant(0), tf.constant(True)
+                while i < count and finite:
+                    _, finite = self._train_step(batches[i], skip_nonfinite=False)
+                    i += 1
+                return {name: self._trackers[name].result() for name in names}
+
+            programs["run"] = run
+        run = programs["run"]
+        def function(iterator):
+            optional = iterator.get_next_as_optional()
+            if not optional.has_value():
+                raise StopIteration
+            first, count, epoch = feed.next_call(int(optional.get_value()))
+            logs = None
+            for size, start, n in feed.sizes(first, count):
+                logs = run(
+                    feed.x, feed.indices(start, n, size), tf.constant(start, tf.int32), tf.constant(epoch, tf.int64),
+                    n, size, feed.steps, feed.dynamic, feed.seed,
+                )  # fmt: skip
+            return logs
+
+        return function
 
     def evaluate(self, x=None, y=None, **kwargs):
         """``keras.Model.evaluate`` after checking the data (see ``fit``)."""
