@@ -103,6 +103,7 @@ class EpochFeed:
         # key would keep alive.
         self.examples, self.batch_size, self.steps = len(source.x), source.batch_size, source.steps
         self.dynamic, self.shuffle, self.seed = source.dynamic, source.shuffle, source.seed
+        self.batch_bytes = source.x[:1].nbytes * source.batch_size
         self.per_call = max(1, min(int(per_call), source.steps))
         # Once on the compute device (a GPU if there is one).
         self.x = tf.identity(tf.constant(source.x))
@@ -135,13 +136,19 @@ class EpochFeed:
         start = first * self.batch_size
         return self.order[start : start + count * size]
 
-    def sizes(self, first, count):
-        """``[(size, first, count)]``: runs of equal-sized batches among steps ``[first, first + count)``."""
+    def sizes(self, first, count, chunk=None):
+        """``[(size, first, count)]``: runs of equal-sized batches among steps ``[first, first + count)``.
+
+        The last batch of an epoch may be smaller; ``chunk`` (default: no
+        limit) caps the steps of a run.
+        """
         last = self.examples - (self.steps - 1) * self.batch_size
-        if first + count < self.steps or last == self.batch_size:
-            return [(self.batch_size, first, count)]
-        runs = [(self.batch_size, first, count - 1)] if count > 1 else []
-        return runs + [(last, self.steps - 1, 1)]
+        end = first + count - (1 if first + count == self.steps and last != self.batch_size else 0)
+        chunk = chunk or count
+        runs = [(self.batch_size, start, min(chunk, end - start)) for start in range(first, end, chunk)]
+        if end < first + count:
+            runs.append((last, self.steps - 1, 1))
+        return runs
 
 
 def gather_batches(x, indices, first, epoch, count, size, steps, dynamic, seed):

@@ -28,7 +28,15 @@ from keras_vae import in_memory
 from keras_vae import objectives
 
 #: Training/evaluation steps per compiled call when ``compile`` is not told.
-DEFAULT_STEPS_PER_EXECUTION = 32
+DEFAULT_STEPS_PER_EXECUTION = 100
+#: At most this many bytes of batches go into one XLA call of the fused loops;
+#: an execution of larger batches runs as several calls.
+MAX_STACKED_BYTES = 256 * 1024**2
+
+
+def steps_per_call(batch_bytes, steps):
+    """Steps of one XLA call of a fused loop: ``steps``, fewer if their batches exceed ``MAX_STACKED_BYTES``."""
+    return max(1, min(int(steps), MAX_STACKED_BYTES // max(1, int(batch_bytes))))
 
 
 def auto_jit_allowed():
@@ -267,30 +275,35 @@ class Trainer:
         def function(iterator):
             if not isinstance(iterator, tf.data.Iterator):
                 return keras_function(iterator)
-            batches = []
-            for _ in range(n):
-                optional = iterator.get_next_as_optional()
-                if not optional.has_value():
-                    break
-                batches.append(tf.nest.map_structure(ops.convert_to_tensor, self.step_inputs(optional.get_value())))
-            if not batches:
-                raise StopIteration
-            logs = None
-            # Runs of same-shaped batches (the last batch of an epoch may be
-            # smaller), each padded to n steps so XLA compiles one program
-            # per batch shape; only the first `count` steps run.
+            group, pulled, chunk = [], 0, n
+
             def shapes(batch):
                 return [t.shape for t in tf.nest.flatten(batch)]
 
-            while batches:
-                same = 1
-                while same < len(batches) and shapes(batches[same]) == shapes(batches[0]):
-                    same += 1
-                group, batches = batches[:same], batches[same:]
-                padding = [tf.nest.map_structure(tf.zeros_like, group[0])] * (n - len(group))
+            def run(group):
+                # Padded to `chunk` steps so XLA compiles one program per
+                # batch shape (the last batch of an epoch may be smaller);
+                # only the first len(group) steps run.
+                padding = [tf.nest.map_structure(tf.zeros_like, group[0])] * (chunk - len(group))
                 stacked = tf.nest.map_structure(lambda *ts: tf.stack(ts), *(group + padding))
-                logs = run_steps(stacked, tf.constant(len(group), tf.int32))
-            return logs
+                return run_steps(stacked, tf.constant(len(group), tf.int32))
+
+            while pulled < n:
+                optional = iterator.get_next_as_optional()
+                if not optional.has_value():
+                    break
+                batch = tf.nest.map_structure(ops.convert_to_tensor, self.step_inputs(optional.get_value()))
+                if not pulled:
+                    size = sum(t.shape.num_elements() * t.dtype.size for t in tf.nest.flatten(batch))
+                    chunk = steps_per_call(size, n)
+                pulled += 1
+                if group and (shapes(batch) != shapes(group[0]) or len(group) == chunk):
+                    run(group)
+                    group = []
+                group.append(batch)
+            if not pulled:
+                raise StopIteration
+            return run(group)
 
         self.train_function = function
         return function
@@ -580,7 +593,7 @@ class Trainer:
                 raise StopIteration
             first, count, epoch = feed.next_call(int(optional.get_value()))
             logs = None
-            for size, start, n in feed.sizes(first, count):
+            for size, start, n in feed.sizes(first, count, steps_per_call(feed.batch_bytes, feed.per_call)):
                 logs = run(
                     feed.x, feed.indices(start, n, size), tf.constant(start, tf.int32), tf.constant(epoch, tf.int64),
                     n, size, feed.steps, feed.dynamic, feed.seed,

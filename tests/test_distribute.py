@@ -270,6 +270,26 @@ def test_fused_xla_steps_match_keras_step_loop(binary_digits):
         np.testing.assert_allclose(h1[name], h5[name], rtol=1e-5)
 
 
+def test_an_execution_of_large_batches_runs_as_several_xla_calls(binary_digits, monkeypatch):
+    """Batches of 32 x 64 floats (8 KiB) under a 20 KiB cap: 2 steps per call, trained as one step per call."""
+    from keras_vae import training
+
+    x = binary_digits[0][:224]
+    results = []
+    for steps, cap in ((1, None), (5, 20 * 1024)):
+        if cap:
+            monkeypatch.setattr(training, "MAX_STACKED_BYTES", cap)
+            assert training.steps_per_call(32 * 64 * 4, steps) == 2
+        keras.utils.set_random_seed(0)
+        model = keras_vae.VAE(64, latent_dim=4, hidden_dims=(16,), seed=0)
+        model.compile(keras.optimizers.Adam(1e-2), jit_compile=True, steps_per_execution=steps)
+        model.fit(x, epochs=2, batch_size=32, shuffle=False, verbose=0)
+        assert int(model.optimizer.iterations) == 14
+        results.append(model.get_weights())
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_compile_defaults_under_a_strategy_one_step_no_xla(monkeypatch):
     monkeypatch.delenv("KERAS_VAE_JIT_COMPILE", raising=False)
     with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():

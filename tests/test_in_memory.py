@@ -56,6 +56,9 @@ def test_calls_and_batch_sizes_of_an_epoch():
     assert feed.next_call(0)[2] == 1  # a new epoch
     whole = in_memory.EpochFeed(source, per_call=3)
     assert whole.sizes(*whole.next_call(0)[:2]) == [(100, 0, 2), (50, 2, 1)]
+    assert whole.sizes(0, 3, chunk=1) == [(100, 0, 1), (100, 1, 1), (50, 2, 1)]
+    even = in_memory.EpochFeed(in_memory.ArraySource(np.zeros((700, 2), "float32"), 100, False, False, 0, False), 7)
+    assert even.sizes(0, 7, chunk=3) == [(100, 0, 3), (100, 3, 3), (100, 6, 1)]
 
 
 def test_each_epoch_is_a_fresh_permutation_of_every_example():
