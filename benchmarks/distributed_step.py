@@ -7,8 +7,9 @@ interleaved (A B C A B C ...), so they share the machine's load:
 
 - ``one device``: no strategy, keras-vae's defaults (XLA, fused steps);
 - ``mirrored, defaults``: the same model built under ``MirroredStrategy`` over the
-  logical devices with keras-vae's defaults (each replica's step one XLA program,
-  ``steps_per_execution`` steps per call, or ``--steps-per-execution``);
+  logical devices with ``compile``'s defaults there (or ``--steps-per-execution``);
+- ``mirrored, XLA, N steps per call``: ``compile(jit_compile=True,
+  steps_per_execution=--xla-steps)`` under the strategy;
 - ``mirrored, no XLA, 1 step per call``: ``compile(jit_compile=False,
   steps_per_execution=1)`` under the strategy (what Keras runs without
   keras-vae's distributed step).
@@ -37,6 +38,7 @@ def parse_args(argv=None):
     parser.add_argument("--steps", type=int, default=256, help="global steps per timed epoch")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps-per-execution", default="auto", help="compile's setting for the mirrored default row")
+    parser.add_argument("--xla-steps", type=int, default=16, help="steps per call of the mirrored XLA row")
     parser.add_argument("--json", default=None, help="also write the results here")
     return parser.parse_args(argv)
 
@@ -70,6 +72,9 @@ def main(argv=None):
     rows = {
         "one device": build(contextlib_null()),
         "mirrored, defaults": build(strategy.scope(), steps_per_execution=spe),
+        f"mirrored, XLA, {args.xla_steps} steps per call": build(
+            strategy.scope(), jit_compile=True, steps_per_execution=args.xla_steps
+        ),
         "mirrored, no XLA, 1 step per call": build(strategy.scope(), jit_compile=False, steps_per_execution=1),
     }
     print(

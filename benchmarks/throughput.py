@@ -16,7 +16,11 @@ and PyTorch, after a warm-up run of each, interleaved (A B A B ...) over
 
 - ``keras-vae fit``: ``model.compile(keras.optimizers.Adam(1e-3))`` and
   ``model.fit(keras_vae.datasets.load("mnist", "train", batch_size=100,
-  binarization="dynamic"))``, keras-vae's defaults;
+  binarization="dynamic"))``, keras-vae's defaults (the pipeline's epochs
+  run from its array inside XLA, ``keras_vae.in_memory``);
+- ``keras-vae fit through tf.data`` (with ``--tf-data-row``): the same
+  pipeline transformed (``with_options``), which ``fit`` reads batch by batch
+  through tf.data into its fused XLA loop;
 - ``keras-vae fit (pre-change settings)``: the same with the settings keras-vae
   had before it set fast defaults (``jit_compile=False``,
   ``steps_per_execution=1``); ``--no-baseline`` leaves it out;
@@ -89,6 +93,10 @@ def parse_args(argv=None):
         "--autotune-row", action="store_true",
         help="also time keras-vae fit with tf.data's autotuner turned back on",
     )
+    parser.add_argument(
+        "--tf-data-row", action="store_true",
+        help="also time keras-vae fit reading the same pipeline batch by batch through tf.data",
+    )
     parser.add_argument("--profile", action="store_true", help="print a time breakdown of the keras-vae step")
     parser.add_argument("--trace", default=None, help="write a TensorFlow profiler trace of 50 steps here")
     parser.add_argument("--json", default=None, help="also write the results as JSON to this file")
@@ -141,11 +149,15 @@ def load_mnist(path):
         raise SystemExit(f"throughput.py needs MNIST: {err}") from err
 
 
-def train_dataset(n, batch_size, seed, data_path, autotune=False):
+def train_dataset(n, batch_size, seed, data_path, autotune=False, tf_data=False):
     """``datasets.load("mnist", "train", binarization="dynamic")`` of ``n`` examples.
 
-    tf.data's autotuner is off, as the package sets it; ``autotune=True``
-    turns it back on.
+    ``fit`` runs this pipeline's epochs from its array inside XLA
+    (``keras_vae.in_memory``). ``tf_data=True`` gives the same pipeline
+    through ``with_options`` (a transformed dataset), which ``fit`` reads
+    batch by batch through tf.data. tf.data's autotuner is off, as the
+    package sets it; ``autotune=True`` turns it back on (and so also goes
+    through tf.data).
     """
     import tensorflow as tf
 
@@ -154,9 +166,9 @@ def train_dataset(n, batch_size, seed, data_path, autotune=False):
     ds = datasets.load(
         "mnist", "train", batch_size=batch_size, binarization="dynamic", seed=seed, path=data_path, limit=n
     )
-    if autotune:
+    if autotune or tf_data:
         options = tf.data.Options()
-        options.autotune.enabled = True
+        options.autotune.enabled = bool(autotune)
         ds = ds.with_options(options)
     return ds
 
@@ -227,7 +239,7 @@ class KerasTrainer:
     autotuner off); ``autotune=True`` turns the autotuner back on.
     """
 
-    def __init__(self, kind, batch_size, seed, compile_kwargs=None, data_path=None, autotune=False):
+    def __init__(self, kind, batch_size, seed, compile_kwargs=None, data_path=None, autotune=False, tf_data=False):
         import keras
 
         self.model = keras_model(kind, seed)
@@ -236,12 +248,15 @@ class KerasTrainer:
         self.seed = seed
         self.data_path = data_path
         self.autotune = autotune
+        self.tf_data = tf_data
         self._datasets = {}
 
     def dataset(self, n):
         """The same pipeline object for every run (it reshuffles and redraws each epoch)."""
         if n not in self._datasets:
-            self._datasets[n] = train_dataset(n, self.batch_size, self.seed, self.data_path, self.autotune)
+            self._datasets[n] = train_dataset(
+                n, self.batch_size, self.seed, self.data_path, self.autotune, self.tf_data
+            )
         return self._datasets[n]
 
     def run(self, n):
@@ -456,7 +471,10 @@ def profile_step(args, x_train):
 
     Each row adds one part to the previous: the compute alone (one XLA
     program looping over pre-binarised batches in memory), then Keras's
-    ``fit`` loop around it, then the input pipeline. Best of 3 passes.
+    ``fit`` loop around it, then the input pipeline through tf.data; the
+    last rows are ``fit``'s default on the package's pipeline (batches
+    gathered and binarised inside the XLA program) and the tf.data pipeline
+    alone. Best of 3 passes.
     """
     import keras
     import tensorflow as tf
@@ -468,6 +486,7 @@ def profile_step(args, x_train):
     n = (min(len(x_train), 20000) // args.batch_size) * args.batch_size
     steps = n // args.batch_size
     pipeline_ds = train_dataset(n, args.batch_size, args.seed, args.data_path)
+    through_tf_data = train_dataset(n, args.batch_size, args.seed, args.data_path, tf_data=True)
     binary = datasets.binarize(x_train[:n], "static", seed=args.seed)
     stacked = tf.constant(binary.reshape(steps, args.batch_size, -1))
     cached = tf.data.Dataset.from_tensor_slices(stacked).cache()
@@ -518,9 +537,11 @@ def profile_step(args, x_train):
         ("forward: loss (XLA, in-graph loop over batches in memory)", timed(lambda: forward_loop().numpy())),
         ("+ backward: gradients", timed(lambda: backward_loop().numpy())),
         ("+ Adam update and metrics: the whole train_step", timed(lambda: step_loop().numpy())),
-        ("+ Keras fit loop (steps_per_execution, callbacks), batches in memory",
+        ("+ Keras fit loop (steps_per_execution, callbacks), batches from a cached tf.data dataset",
          timed(lambda: model.fit(cached, epochs=1, verbose=0))),
-        ("+ input pipeline: model.fit on datasets.load(..., binarization='dynamic')",
+        ("+ input pipeline through tf.data: model.fit on datasets.load(..., binarization='dynamic') transformed",
+         timed(lambda: model.fit(through_tf_data, epochs=1, verbose=0))),
+        ("default: model.fit on datasets.load(...) itself, its epochs gathered and binarised inside XLA",
          timed(lambda: model.fit(pipeline_ds, epochs=1, verbose=0))),
         ("input pipeline alone (shuffle, batch, binarise), for reference", timed(pipeline)),
     ]
@@ -586,6 +607,10 @@ def main(argv=None):
         if kind not in args.rows:
             continue
         runners = {"keras-vae fit": KerasTrainer(kind, args.batch_size, args.seed, data_path=args.data_path)}
+        if args.tf_data_row:
+            runners["keras-vae fit through tf.data"] = KerasTrainer(
+                kind, args.batch_size, args.seed, data_path=args.data_path, tf_data=True
+            )
         if args.autotune_row:
             runners["keras-vae fit, tf.data autotuner on"] = KerasTrainer(
                 kind, args.batch_size, args.seed, data_path=args.data_path, autotune=True
