@@ -34,7 +34,7 @@ Examples::
 
     python benchmarks/reproduce_burda.py --schedule fast --rows 1L-VAE-k1 --epochs 800
     python benchmarks/reproduce_burda.py --schedule fast --rows 1L-VAE-k1 --epochs 1100 --lr-hold 0.3 --lr-end 3e-5
-    python benchmarks/reproduce_burda.py --schedule fast --rows 1L-VAE-k1 --epochs 930 --batch-size 50 \
+    python benchmarks/reproduce_burda.py --schedule fast --rows 1L-VAE-k1 --epochs 1100 --batch-size 50 \
         --lr-hold 0.3 --lr-end 3e-5 --ema 0.999
     python benchmarks/reproduce_burda.py --schedule fast --rows 1L-VAE-k1 --epochs 900 --batch-size 100,50@0.5,25@0.8 \
         --lr-hold 0.3 --lr-end 3e-5 --ema 0.999
