@@ -10,9 +10,11 @@ interleaved (A B C A B C ...), so they share the machine's load:
   logical devices with ``compile``'s defaults there (or ``--steps-per-execution``);
 - ``mirrored, XLA, N steps per call``: ``compile(jit_compile=True,
   steps_per_execution=--xla-steps)`` under the strategy;
+- ``mirrored, XLA, N steps per call, Keras's optimizer update``: the same, with
+  the optimizer step through ``tf.distribute`` (Keras's ``apply_gradients`` in
+  each replica) instead of ``keras_vae.device_update`` (one program per device);
 - ``mirrored, no XLA, 1 step per call``: ``compile(jit_compile=False,
-  steps_per_execution=1)`` under the strategy (what Keras runs without
-  keras-vae's distributed step).
+  steps_per_execution=1)`` under the strategy.
 
 Printed per row: milliseconds per global step (median over ``--repeats``
 epochs of ``--steps`` steps), examples/s overall and per replica, the ratio to
@@ -63,10 +65,12 @@ def main(argv=None):
     strategy = distribute.get_strategy("mirrored")
     spe = args.steps_per_execution if args.steps_per_execution == "auto" else int(args.steps_per_execution)
 
-    def build(scope, **compile_kwargs):
+    def build(scope, keras_update=False, **compile_kwargs):
         with scope:
             model = presets.from_preset(args.preset, seed=0)
             model.compile(optimizer=keras.optimizers.Adam(1e-3), **compile_kwargs)
+        if keras_update:
+            model._device_update = lambda: None  # Keras's apply_gradients in each replica.
         return model
 
     rows = {
@@ -74,6 +78,9 @@ def main(argv=None):
         "mirrored, defaults": build(strategy.scope(), steps_per_execution=spe),
         f"mirrored, XLA, {args.xla_steps} steps per call": build(
             strategy.scope(), jit_compile=True, steps_per_execution=args.xla_steps
+        ),
+        f"mirrored, XLA, {args.xla_steps} steps per call, Keras's optimizer update": build(
+            strategy.scope(), keras_update=True, jit_compile=True, steps_per_execution=args.xla_steps
         ),
         "mirrored, no XLA, 1 step per call": build(strategy.scope(), jit_compile=False, steps_per_execution=1),
     }

@@ -68,6 +68,62 @@ def seeded_initializers(seed):
         random.setstate(state)
 
 
+#: ``BaseOptimizer`` methods the TensorFlow optimizer overrides with
+#: ``tf.distribute`` cross-replica calls; :func:`device_local_view` restores
+#: the plain versions, which update whatever variables they are given.
+_CROSS_REPLICA_OPTIMIZER_METHODS = (
+    "_backend_update_step",
+    "_apply_weight_decay",
+    "_overwrite_model_variables_with_average_value",
+    "_backend_increment_gradient_accumulators",
+)
+
+
+def distributed_components(variable):
+    """The per-device ``tf.Variable`` copies behind a Keras variable, or None if it is not distributed.
+
+    Reads ``keras.Variable._value`` (the backend ``tf.Variable``; a
+    ``MirroredVariable`` when created under a mirrored strategy).
+    """
+    import tensorflow as tf
+
+    value = getattr(variable, "_value", None)
+    if not isinstance(value, tf.distribute.DistributedValues):
+        return None
+    return tuple(value.values)
+
+
+@contextlib.contextmanager
+def device_local_view(variables, optimizer, index):
+    """Within the block, ``variables`` and ``optimizer`` act on device ``index``'s copies only.
+
+    Each Keras variable's backend variable (``_value``, a ``MirroredVariable``)
+    is replaced by its ``index``-th component, a plain ``tf.Variable`` on that
+    device, and the optimizer's ``tf.distribute`` overrides (every one of
+    :data:`_CROSS_REPLICA_OPTIMIZER_METHODS`) by ``BaseOptimizer``'s plain
+    versions, so ``optimizer.apply`` traced inside updates that device's
+    copies of the weights and the optimizer state as one program, with no
+    cross-replica call. Meant for tracing only: everything is restored on
+    exit. Every one of ``variables`` and ``optimizer.variables`` must be
+    distributed (:func:`distributed_components`).
+    """
+    from keras.src.optimizers import base_optimizer
+
+    keras_variables = list(variables) + list(optimizer.variables)
+    saved = [v._value for v in keras_variables]
+    try:
+        for v in keras_variables:
+            v._value = distributed_components(v)[index]
+        for name in _CROSS_REPLICA_OPTIMIZER_METHODS:
+            setattr(optimizer, name, getattr(base_optimizer.BaseOptimizer, name).__get__(optimizer))
+        yield
+    finally:
+        for v, value in zip(keras_variables, saved):
+            v._value = value
+        for name in _CROSS_REPLICA_OPTIMIZER_METHODS:
+            optimizer.__dict__.pop(name, None)
+
+
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     """``keras.callbacks.BackupAndRestore`` whose checkpoint is written atomically.
 

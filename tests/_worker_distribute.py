@@ -27,6 +27,7 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=100, help="global batch size")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--compile", default="{}", help="JSON keyword arguments of compile")
+    parser.add_argument("--optimizer", default="{}", help="JSON keyword arguments of Adam (learning_rate 1e-2)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
 
@@ -85,13 +86,22 @@ def main(argv=None):
                 model = keras_vae.VAE(64, latent_dim=4, hidden_dims=(32, 32), seed=0)
             else:
                 model = keras_vae.HelmholtzMachine(64, latent_dims=(8, 4), hidden_dims=((32,), (16,)), seed=0)
-            model.compile(optimizer=keras.optimizers.Adam(1e-2), **json.loads(args.compile))
+            optimizer = keras.optimizers.Adam(**{"learning_rate": 1e-2, **json.loads(args.optimizer)})
+            model.compile(optimizer=optimizer, **json.loads(args.compile))
         history = model.fit(ds, epochs=args.epochs, verbose=0)
         for i, v in enumerate(model.get_weights()):
             result[f"{name}_w{i}"] = np.asarray(v)
         result[f"{name}_loss"] = np.asarray(history.history["loss"], "float64")
         result[f"{name}_jit_compile"] = np.asarray(bool(model.jit_compile))
         result[f"{name}_steps_per_execution"] = np.asarray(model.steps_per_execution)
+        # Whether the optimizer step ran as one program per device (keras_vae.device_update),
+        # and whether every variable's per-device copies (weights and optimizer state) are equal.
+        result[f"{name}_device_update"] = np.asarray(model._device_update() is not None)
+        copies = [
+            [np.asarray(c) for c in strategy.experimental_local_results(getattr(v, "_value", v))]
+            for v in model.trainable_variables + model.optimizer.variables
+        ]
+        result[f"{name}_copies_equal"] = np.asarray(all(np.array_equal(c[0], o) for c in copies for o in c[1:]))
     np.savez(args.out, **result)
     print("OK", strategy.num_replicas_in_sync, "replicas")
     return 0

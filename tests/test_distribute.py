@@ -108,9 +108,35 @@ def test_two_mirrored_replicas_match_one_device(runs, model):
     assert int(single["replicas"]) == 1 and int(mirrored["replicas"]) == 2
     _assert_same_weights(single, mirrored, model)
     np.testing.assert_allclose(single[f"{model}_loss"], mirrored[f"{model}_loss"], rtol=1e-5)
-    # Under the strategy each replica's step was one XLA program, two steps per execution.
+    # Under the strategy each replica's step was one XLA program, two steps per execution,
+    # and the optimizer step one program per device, leaving the copies identical.
     assert int(mirrored[f"{model}_steps_per_execution"]) == 2
     assert bool(mirrored[f"{model}_jit_compile"])
+    assert bool(mirrored[f"{model}_device_update"])
+    assert bool(mirrored[f"{model}_copies_equal"])
+
+
+@pytest.mark.slow  # Two worker processes.
+def test_mirrored_clips_the_summed_gradient_as_one_device(tmp_path):
+    """Gradient clipping under two replicas clips the global gradient, as one device does.
+
+    ``global_clipnorm=0.05`` clips every step of this run (its gradients' norms
+    are far larger). Keras's own distributed update clips each replica's
+    gradient before the sum, which does not match one device.
+    """
+    clip = ("--optimizer", '{"global_clipnorm": 0.05}', "--models", "vae")
+    procs = {
+        "single": _start(tmp_path / "single.npz", "--strategy", "none", "--deterministic", *EXAMPLES, *clip),
+        "mirrored": _start(
+            tmp_path / "mirrored.npz", "--strategy", "mirrored", "--cpu-devices", "2", "--deterministic",
+            *EXAMPLES, *TWO_STEPS, *clip,
+        ),
+    }
+    for proc in procs.values():
+        _finish(proc)
+    single, mirrored = (np.load(tmp_path / f"{name}.npz") for name in procs)
+    assert bool(mirrored["vae_device_update"]) and bool(mirrored["vae_copies_equal"])
+    _assert_same_weights(single, mirrored, "vae")
 
 
 @pytest.mark.slow
@@ -148,6 +174,7 @@ def test_multi_worker_matches_one_device_and_workers_agree(runs, tmp_path):
     for model in ("vae", "hm"):
         _assert_same_weights(results[0], results[1], model, atol=0.0)  # Identical on both workers.
         _assert_same_weights(results[0], runs["single"], model)
+        assert bool(results[0][f"{model}_device_update"]) and bool(results[0][f"{model}_copies_equal"])
     assert int(results[0]["replicas"]) == 2
     # Each worker's replica draws its own noise.
     assert np.abs(results[0]["draws"][0] - results[1]["draws"][0]).min() > 1e-6
