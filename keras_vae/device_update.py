@@ -58,7 +58,14 @@ class DeviceUpdate:
         self.variables = list(variables)
         self.strategy = strategy
         self.jit_compile = bool(jit_compile)
-        self._programs = [self._program(i) for i in range(len(strategy.extended.worker_devices))]
+        devices = strategy.extended.worker_devices
+        #: Whether each device sums the replicas' gradients itself (all replicas on this host's CPU,
+        #: where reading another device's tensor is a copy in shared memory), instead of the
+        #: strategy's all-reduce before the update.
+        self.sums_locally = not _keras_compat.in_multi_worker_mode(strategy) and all(
+            tf.DeviceSpec.from_string(d).device_type == "CPU" for d in devices
+        )
+        self._programs = [self._program(i) for i in range(len(devices))]
 
     @staticmethod
     def supports(optimizer, variables, strategy):
@@ -84,6 +91,9 @@ class DeviceUpdate:
 
     def _program(self, index):
         def apply(grads):
+            if self.sums_locally:
+                # One gradient per replica for each variable, summed here in a fixed order.
+                grads = [None if g is None else tf.add_n(list(g)) for g in grads]
             with _keras_compat.device_local_view(self.variables, self.optimizer, index):
                 self.optimizer.apply(grads, self.variables)
             return tf.constant(True)
@@ -95,11 +105,16 @@ class DeviceUpdate:
 
         Args:
             grads: list, one per variable: ``None`` (no gradient) or the
-                per-replica summed gradient (``strategy.run``'s output).
+                per-replica gradient (``strategy.run``'s output): each
+                replica's own where :attr:`sums_locally`, else the sum
+                across replicas (each replica holding the same sum).
         """
         if len(grads) != len(self.variables):
             raise ValueError(f"DeviceUpdate got {len(grads)} gradients for {len(self.variables)} variables.")
         local = [None if g is None else self.strategy.experimental_local_results(g) for g in grads]
         for i, device in enumerate(self.strategy.extended.worker_devices):
             with tf.device(device):
-                self._programs[i]([None if g is None else g[i] for g in local])
+                if self.sums_locally:
+                    self._programs[i](local)
+                else:
+                    self._programs[i]([None if g is None else g[i] for g in local])

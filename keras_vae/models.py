@@ -24,6 +24,7 @@ from keras_vae import objectives
 from keras_vae._validation import whole
 from keras_vae.hierarchy import StochasticHierarchy
 from keras_vae.training import DEFAULT_STEPS_PER_EXECUTION  # noqa: F401  (public, re-exported)
+from keras_vae.training import DISTRIBUTED_STEPS_PER_EXECUTION  # noqa: F401  (public, re-exported)
 from keras_vae.training import Trainer
 from keras_vae.training import features
 

@@ -30,6 +30,11 @@ from keras_vae import objectives
 
 #: Training/evaluation steps per compiled call when ``compile`` is not told.
 DEFAULT_STEPS_PER_EXECUTION = 100
+#: Steps per call under a ``tf.distribute`` strategy when ``compile`` is not
+#: told: the steps are unrolled in one graph (``_distributed_function``), so
+#: tracing grows with it. On two logical CPU devices 16 steps per call with XLA
+#: took 4.65 ms per global step against 5.99 for one step without XLA.
+DISTRIBUTED_STEPS_PER_EXECUTION = 16
 #: At most this many bytes of batches go into one XLA call of the fused loops;
 #: an execution of larger batches runs as several calls.
 MAX_STACKED_BYTES = 256 * 1024**2
@@ -250,7 +255,9 @@ class Trainer:
         super().make_train_function(force=True)
         if self._distributed():
             update = self._device_update()
-            self.train_function = self._distributed_function(self._replica_train_step(update), update)
+            self.train_function = self._distributed_function(
+                self._replica_train_step(update), update, global_batch=True
+            )
             return self.train_function
         if not (
             self.jit_compile
@@ -338,7 +345,8 @@ class Trainer:
         """One training step on one replica, for ``strategy.run``.
 
         The gradients come from one compiled program per replica; the global
-        batch size it divides by is summed across replicas outside it. With
+        batch size it divides by is an argument (``global_batch``, float
+        scalar) or, without one, summed across replicas outside it. With
         ``update`` (a ``DeviceUpdate``) the step sums the gradients across
         replicas and returns ``(logs, summed gradients)``: the caller applies
         them on each device. Without, Keras's optimizer sums and applies them
@@ -346,11 +354,12 @@ class Trainer:
         """
         gradients = self._replica_function(self._gradients)
 
-        def step(data):
+        def step(data, global_batch=None):
             x = self.step_inputs(data)
             context = tf.distribute.get_replica_context()
-            local = ops.cast(ops.shape(tf.nest.flatten(x)[0])[0], "float32")
-            global_batch = context.all_reduce(tf.distribute.ReduceOp.SUM, local)
+            if global_batch is None:
+                local = ops.cast(ops.shape(tf.nest.flatten(x)[0])[0], "float32")
+                global_batch = context.all_reduce(tf.distribute.ReduceOp.SUM, local)
             grads, metrics, _ = gradients(x, global_batch)
             if update is None:
                 self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
@@ -358,7 +367,9 @@ class Trainer:
             # Which variables get a gradient, for the caller (known when traced).
             step.has_gradient = [g is not None for g in grads]
             present = [g for g in grads if g is not None]
-            return self._record(metrics), context.all_reduce(tf.distribute.ReduceOp.SUM, present)
+            if not update.sums_locally:
+                present = context.all_reduce(tf.distribute.ReduceOp.SUM, present)
+            return self._record(metrics), present
 
         return step
 
@@ -371,7 +382,7 @@ class Trainer:
 
         return step
 
-    def _distributed_function(self, replica_step, update=None):
+    def _distributed_function(self, replica_step, update=None, global_batch=False):
         """A ``fit``/``evaluate`` function running ``replica_step`` under the model's strategy.
 
         One call runs ``steps_per_execution`` steps as one graph. The steps
@@ -386,6 +397,11 @@ class Trainer:
                 ``update``, ``data -> (logs, summed gradients)``.
             update: None, or the ``DeviceUpdate`` applying each step's summed
                 gradients on every device after the replicas' step.
+            global_batch: bool, pass ``replica_step`` the global batch size
+                as its second argument where every replica is local (one
+                worker): the sum of the local batches' sizes, which spares a
+                cross-replica sum per step (0.74 ms of a 2.8 ms mirrored step
+                on two CPU devices). Across workers the step sums it itself.
 
         Returns:
             ``iterator -> logs``, as Keras's ``train_function``.
@@ -393,9 +409,18 @@ class Trainer:
         strategy = self.distribute_strategy
         n = int(self.steps_per_execution or 1)
 
+        local_batch = global_batch and not _keras_compat.in_multi_worker_mode(strategy)
+
         def run_steps(batches):
             for data in batches:
-                outputs = strategy.run(replica_step, args=(data,))
+                args = (data,)
+                if local_batch:
+                    sizes = [
+                        ops.shape(tf.nest.flatten(self.step_inputs(d))[0])[0]
+                        for d in strategy.experimental_local_results(data)
+                    ]
+                    args = (data, ops.cast(ops.sum(ops.stack(sizes)), "float32"))
+                outputs = strategy.run(replica_step, args=args)
                 if update is not None:
                     outputs, summed = outputs
                     summed = iter(summed)
@@ -468,16 +493,16 @@ class Trainer:
                 ``DEFAULT_STEPS_PER_EXECUTION`` steps per call, which removes
                 most of the per-batch Python and dispatch overhead of small
                 models; callbacks' batch hooks then run once per call. Under
-                a ``tf.distribute`` strategy ``"auto"`` means 1; several
-                steps per call work there too when asked for.
+                a ``tf.distribute`` strategy ``"auto"`` means
+                ``DISTRIBUTED_STEPS_PER_EXECUTION`` (16), unrolled in one graph.
             jit_compile: ``"auto"`` (default) compiles the training and test
                 steps with XLA whenever every layer supports it, on CPU too
-                (Keras's own ``"auto"`` turns XLA off on CPU-only machines),
-                except under a ``tf.distribute`` strategy and for models with
+                (Keras's own ``"auto"`` turns XLA off on CPU-only machines and
+                under ``tf.distribute`` strategies), except for models with
                 convolutions on a machine without GPUs (XLA's CPU convolutions
                 ran 6.7x slower than TensorFlow's here: 5.7 s against 0.85 s
                 per epoch of 18 batches of 32 8x8 images, ``conv_mnist``). With
-                ``jit_compile=True`` under a strategy, each replica's step is
+                XLA under a strategy, each replica's step is
                 one XLA program, the cross-replica sums run between them
                 (``_distributed_function``) and the optimizer step is one XLA
                 program per device (``keras_vae.device_update``). The
@@ -490,15 +515,12 @@ class Trainer:
         self.__dict__.pop("_in_memory_programs", None)
         distributed = self._distributed()
         if steps_per_execution == "auto":
-            # Under a strategy the cross-replica sums of each step dominate on
-            # CPU devices; one step per call there until several pay off.
-            steps_per_execution = 1 if distributed else DEFAULT_STEPS_PER_EXECUTION
+            steps_per_execution = DISTRIBUTED_STEPS_PER_EXECUTION if distributed else DEFAULT_STEPS_PER_EXECUTION
         if jit_compile == "auto":
             layers = _keras_compat.flatten_layers(self)
             jit_compile = (
                 auto_jit_allowed()
                 and not run_eagerly
-                and not distributed
                 and all(layer.supports_jit for layer in layers)
                 and not (_convolutional(layers) and not tf.config.list_physical_devices("GPU"))
             )

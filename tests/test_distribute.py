@@ -317,12 +317,19 @@ def test_an_execution_of_large_batches_runs_as_several_xla_calls(binary_digits, 
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
-def test_compile_defaults_under_a_strategy_one_step_no_xla(monkeypatch):
+def test_compile_defaults_under_a_strategy_xla_and_unrolled_steps(monkeypatch, binary_digits):
     monkeypatch.delenv("KERAS_VAE_JIT_COMPILE", raising=False)
+    x = binary_digits[0][:200]  # 7 batches of 32: one call of 4 steps, then 3 one by one.
     with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
-        model = keras_vae.VAE(8, latent_dim=2, hidden_dims=(4,), seed=0)
-        model.compile(keras.optimizers.Adam(1e-3))
-    assert model.jit_compile is False and model.steps_per_execution == 1
+        model = keras_vae.VAE(64, latent_dim=2, hidden_dims=(8,), seed=0)
+        model.compile(keras.optimizers.Adam(1e-3), steps_per_execution=4)
+        default = keras_vae.VAE(8, latent_dim=2, hidden_dims=(4,), seed=0)
+        default.compile(keras.optimizers.Adam(1e-3))
+    assert default.jit_compile is True
+    assert default.steps_per_execution == keras_vae.models.DISTRIBUTED_STEPS_PER_EXECUTION > 1
+    history = model.fit(x, epochs=2, batch_size=32, verbose=0)
+    assert int(model.optimizer.iterations.numpy()) == 14 and model._device_update() is not None
+    assert history.history["loss"][-1] < history.history["loss"][0]
 
 
 def test_explicit_compile_settings_are_kept(tmp_path, binary_digits):
