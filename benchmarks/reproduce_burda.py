@@ -33,8 +33,8 @@ and the VAE rows can warm the KL term up (``--kl-warmup 100``: its weight rises
 linearly from 0 to 1 over the first 100 epochs, the model's
 ``kl_warmup_steps``; the paper has none). Two-layer runs need it: without, the
 data stream alone decided whether training stalled early (training ELBO after
-10 epochs from -136.5 to -165.0 over three data seeds, with it -122.4 and
--123.0 after 12 epochs on the two seeds that stalled).
+10 epochs from -124.8 to -165.0 over three data seeds; with a 5-epoch warm-up
+-122.4 and -123.0 after 12 epochs on the two streams that stalled).
 
 Examples::
 
@@ -534,7 +534,7 @@ def main(argv=None):
     )  # fmt: skip
     parser.add_argument(
         "--kl-warmup", type=float, default=0.0,
-        help="VAE rows: the KL weight rises linearly from 0 to 1 over this many epochs (model kl_warmup_steps); 0 = off",
+        help="VAE rows: the KL weight rises linearly from 0 to 1 over this many epochs (kl_warmup_steps); 0 = off",
     )  # fmt: skip
     parser.add_argument("--rows", default="all", help=f"comma-separated names or patterns; {', '.join(ROWS)}")
     parser.add_argument("--k-eval", type=int, default=5000, help="importance samples of the test log p(x)")
