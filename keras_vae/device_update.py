@@ -45,7 +45,7 @@ class DeviceUpdate:
     ```python
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     with strategy.scope():
-        model = keras_vae.VAE(input_shape=(784,), latent_dim=2)
+        model = keras_vae.VAE(784, latent_dim=2)
         model.compile()
     # Inside model.fit, each step runs:
     #   summed = strategy.run(replica_gradients, args=(batch,))  # all-reduced
