@@ -45,7 +45,7 @@ Examples::
     python benchmarks/reproduce_burda.py --schedule fast --rows 1L-VAE-k1 --epochs 900 --batch-size 100,50@0.5,25@0.8 \
         --lr-hold 0.3 --lr-end 3e-5 --ema 0.999
     python benchmarks/reproduce_burda.py --schedule fast --rows 2L-VAE-k1 --epochs 2800 --lr-hold 0.3 --lr-end 3e-5 \
-        --kl-warmup 200
+        --kl-warmup 100
     python benchmarks/reproduce_burda.py --passes 2 --batch-size 100 --rows '1L-*' --limit-test 1000
 
 ``--rows`` takes comma-separated names or shell patterns (``1L-VAE-k1``,

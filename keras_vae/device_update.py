@@ -8,8 +8,8 @@ logical CPU devices that update cost more than the forward and backward pass
 of the 784-200-200-[50] VAE (benchmarks/distributed_step.py).
 
 :class:`DeviceUpdate` applies the optimizer instead on each device's copies
-directly: the gradients are summed across replicas first (the strategy's
-all-reduce), then one program per device runs ``optimizer.apply`` on that
+directly: one program per device sums the replicas' gradients (or takes the
+strategy's all-reduce of them, across workers and on GPUs) and runs ``optimizer.apply`` on that
 device's copies of the weights and the optimizer state (XLA-compiled when the
 model is). Every device applies the same update to the same values, so the
 copies stay identical. The arithmetic is Keras's own (``optimizer.apply``
@@ -36,9 +36,9 @@ class DeviceUpdate:
         jit_compile: bool, whether each device's program is XLA-compiled.
 
     Call it in cross-replica context (a ``tf.function`` running
-    ``strategy.run``) with one gradient per variable: ``None`` or the
-    per-replica value of the gradient summed across replicas (each replica
-    holding the same sum).
+    ``strategy.run``) with one gradient per variable: ``None`` or its
+    per-replica value: each replica's own gradient where :attr:`sums_locally`,
+    else the sum across replicas.
 
     Example:
 
@@ -48,8 +48,8 @@ class DeviceUpdate:
         model = keras_vae.VAE(784, latent_dim=2)
         model.compile()
     # Inside model.fit, each step runs:
-    #   summed = strategy.run(replica_gradients, args=(batch,))  # all-reduced
-    #   DeviceUpdate(model.optimizer, model.trainable_variables, strategy)(summed)
+    #   grads = strategy.run(replica_gradients, args=(batch,))
+    #   DeviceUpdate(model.optimizer, model.trainable_variables, strategy)(grads)
     ```
     """
 

@@ -347,9 +347,9 @@ class Trainer:
         The gradients come from one compiled program per replica; the global
         batch size it divides by is an argument (``global_batch``, float
         scalar) or, without one, summed across replicas outside it. With
-        ``update`` (a ``DeviceUpdate``) the step sums the gradients across
-        replicas and returns ``(logs, summed gradients)``: the caller applies
-        them on each device. Without, Keras's optimizer sums and applies them
+        ``update`` (a ``DeviceUpdate``) the step returns ``(logs, gradients)``,
+        summed across replicas unless ``update.sums_locally``: the caller
+        applies them on each device. Without, Keras's optimizer sums and applies them
         here through ``tf.distribute`` (cross-replica work XLA cannot hold).
         """
         gradients = self._replica_function(self._gradients)
@@ -394,8 +394,8 @@ class Trainer:
 
         Args:
             replica_step: ``data -> logs``, run on each replica; with
-                ``update``, ``data -> (logs, summed gradients)``.
-            update: None, or the ``DeviceUpdate`` applying each step's summed
+                ``update``, ``data -> (logs, gradients)``.
+            update: None, or the ``DeviceUpdate`` applying each step's
                 gradients on every device after the replicas' step.
             global_batch: bool, pass ``replica_step`` the global batch size
                 as its second argument where every replica is local (one
