@@ -87,6 +87,9 @@ Every run resumes: rows already in the JSON with the same budget and
 evaluation are skipped; a row cut during training continues from its last
 finished epoch (its training seconds carry over, so ``--minutes`` counts the
 whole row); a row cut during evaluation is evaluated again without retraining.
+A row stopped by ``--minutes`` keeps its backup: the same command with a
+larger ``--minutes`` continues it from where it stopped (the learning rate is
+constant, so the longer row is the shorter one trained on) and adds a row.
 """
 
 import argparse
@@ -292,6 +295,34 @@ def _load_weights(model, path):
     model.load_weights(path)
 
 
+def _extends(earlier, budget):
+    """Whether ``budget`` continues ``earlier``: the same run with a larger ``--minutes`` (or none)."""
+    same = all(earlier.get(key) == budget.get(key) for key in BUDGET if key != "minutes")
+    if not same or earlier.get("minutes") is None:
+        return False
+    return budget.get("minutes") is None or budget["minutes"] > earlier["minutes"]
+
+
+def _continue_from_trained(checkpoint, trained_info, trained_weights):
+    """Turn a row stopped by its time limit into the epoch-end checkpoint ``fit`` resumes from.
+
+    The constant learning rate and the ``--epochs`` limit make the longer run
+    the continuation of the shorter one: its weights, optimizer state,
+    finished epochs and training seconds carry over.
+    """
+    info = json.loads(trained_info.read_text())
+    os.makedirs(checkpoint.backup_dir, exist_ok=True)
+    shutil.copyfile(trained_weights, checkpoint._weights_path + ".tmp.weights.h5")
+    os.replace(checkpoint._weights_path + ".tmp.weights.h5", checkpoint._weights_path)
+    meta = {
+        "epoch": info["epochs_done"], "batch": 0,
+        "train_seconds": info["train_seconds"], "valid_log_px": info["valid_log_px"],
+    }  # fmt: skip
+    _write_json(pathlib.Path(checkpoint._training_metadata_path), meta)
+    trained_info.unlink()
+    trained_weights.unlink()
+
+
 def train_row(name, architecture, k, args, data, paths):
     """Train (or resume, or reload) one row; returns ``(model, train info)``."""
     train, _, x_valid, _ = data
@@ -304,21 +335,26 @@ def train_row(name, architecture, k, args, data, paths):
 
     backup = paths["backup"] / name
     stamp = backup / "budget.json"
-    if backup.exists() and (not stamp.exists() or json.loads(stamp.read_text()) != budget):
-        print(f"{name}: the backup in {backup} is of another budget; starting the row afresh", flush=True)
-        shutil.rmtree(backup)
+    trained_info, trained_weights = backup / "trained.json", backup / "trained.weights.h5"
+    limit = None if args.minutes is None else 60.0 * args.minutes
+    progress = Progress(name, paths["log"], args.epochs, limit, x_valid, args.k_valid, budget)
+    checkpoint = Backup(str(backup / "checkpoint"), progress)
+    earlier = json.loads(stamp.read_text()) if stamp.exists() else None
+    if backup.exists() and earlier != budget:
+        if earlier is not None and _extends(earlier, budget) and trained_info.exists() and trained_weights.exists():
+            _continue_from_trained(checkpoint, trained_info, trained_weights)
+            print(f"{name}: extending the row trained for {earlier['minutes']:g} minutes", flush=True)
+        else:
+            print(f"{name}: the backup in {backup} is of another budget; starting the row afresh", flush=True)
+            shutil.rmtree(backup)
     backup.mkdir(parents=True, exist_ok=True)
     stamp.write_text(json.dumps(budget))
-    trained_info, trained_weights = backup / "trained.json", backup / "trained.weights.h5"
     if trained_info.exists() and trained_weights.exists():
         info = json.loads(trained_info.read_text())
         _load_weights(model, str(trained_weights))
         print(f"{name}: trained earlier ({info['epochs_done']} epochs), evaluating again", flush=True)
         return model, info
 
-    limit = None if args.minutes is None else 60.0 * args.minutes
-    progress = Progress(name, paths["log"], args.epochs, limit, x_valid, args.k_valid, budget)
-    checkpoint = Backup(str(backup / "checkpoint"), progress)
     saved = checkpoint.saved_metadata()
     if saved:
         progress.train_seconds = float(saved.get("train_seconds", 0.0))
@@ -512,7 +548,8 @@ def main(argv=None):
                         and r.get("test_images") == len(x_test))
             ] + [row]  # fmt: skip
             _write_json(paths["json"], rows)
-            shutil.rmtree(paths["backup"] / name, ignore_errors=True)
+            if row["epochs_done"] >= args.epochs:  # A row stopped by --minutes is kept to be extended.
+                shutil.rmtree(paths["backup"] / name, ignore_errors=True)
             paper = "" if row["paper_log_px"] is None else f" (paper {row['paper_log_px']:.2f}, gap {row['gap']:+.2f})"
             print(
                 f"{name}: test log p(x) {row['test_log_px']:.2f} ± {row['test_log_px_stderr']:.2f}{paper}, "
