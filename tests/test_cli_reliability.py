@@ -139,6 +139,20 @@ def test_a_history_plot_of_the_wrong_file_is_one_error_line(finished, tmp_path, 
         assert message in _one_error_line(capsys)
 
 
+def test_a_preset_with_architecture_options_is_refused_before_any_work(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--preset", "burda_1layer", "--latent-dims", "8", "--hidden", "16", "--out", str(out)]
+    assert cli.main(argv) == 2
+    line = _one_error_line(capsys)
+    assert "--preset burda_1layer sets the architecture; drop --latent-dims, --hidden" in line
+    assert not out.exists()
+    # The same options without --preset, or --preset alone, are fine for the builder.
+    args = cli.make_parser().parse_args(["train", "--preset", "burda_1layer", "--beta", "0.5"])
+    assert list(cli.build_model(args, input_dim=784).latent_dims) == [50]
+    args = cli.make_parser().parse_args(["train", "--latent-dims", "8", "--activation", "relu"])
+    assert list(cli.build_model(args, input_dim=64).latent_dims) == [8]
+
+
 # --- Output paths ----------------------------------------------------------------------------------
 
 

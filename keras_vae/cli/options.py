@@ -91,6 +91,22 @@ def image_size(text):
     return size
 
 
+#: Namespace attribute listing the architecture options given on the command line
+#: (``--latent-dims``, ``--hidden-dims``, ``--activation``, ``--latent``), which a ``--preset`` sets itself.
+ARCHITECTURE_GIVEN = "architecture_given"
+
+
+class ArchitectureOption(argparse.Action):
+    """Store the value and note the option in ``ARCHITECTURE_GIVEN`` (a preset must not silently ignore it)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        given = list(getattr(namespace, ARCHITECTURE_GIVEN, None) or [])
+        if option_string not in given:
+            given.append(option_string)
+        setattr(namespace, ARCHITECTURE_GIVEN, given)
+
+
 def add_alias(parser, alias, action):
     """Accept ``alias`` as a hidden second name of ``action``.
 
@@ -105,6 +121,7 @@ def add_alias(parser, alias, action):
     """
     return parser.add_argument(
         alias,
+        action=type(action),
         dest=action.dest,
         type=action.type,
         choices=action.choices,
@@ -266,15 +283,29 @@ def add_model_arguments(parser):
     """
     group = parser.add_argument_group("model")
     group.add_argument(
-        "--latent-dims", type=ints, default="16", help="stochastic layer sizes, bottom to top (e.g. 100,50)"
+        "--latent-dims",
+        type=ints,
+        default="16",
+        action=ArchitectureOption,
+        help="stochastic layer sizes, bottom to top (e.g. 100,50)",
     )
     hidden = group.add_argument(
-        "--hidden-dims", type=ints, default="200,200", help="hidden widths between stochastic layers"
+        "--hidden-dims",
+        type=ints,
+        default="200,200",
+        action=ArchitectureOption,
+        help="hidden widths between stochastic layers",
     )
     add_alias(group, "--hidden", hidden)
-    group.add_argument("--activation", default="tanh", help="activation of the hidden layers")
     group.add_argument(
-        "--latent", default="gaussian", choices=("gaussian", "bernoulli"), help="family of the stochastic layers"
+        "--activation", default="tanh", action=ArchitectureOption, help="activation of the hidden layers"
+    )
+    group.add_argument(
+        "--latent",
+        default="gaussian",
+        choices=("gaussian", "bernoulli"),
+        action=ArchitectureOption,
+        help="family of the stochastic layers",
     )
     group.add_argument(
         "--likelihood",
@@ -288,7 +319,8 @@ def add_model_arguments(parser):
         default=None,
         choices=PRESETS,
         help="a named architecture (keras_vae.presets): it sets the layers, widths, activation and networks "
-        "(conv_mnist: convolutional, for images of any size); the other model options still apply",
+        "(conv_mnist: convolutional, for images of any size), so --latent-dims, --hidden-dims, --activation "
+        "and --latent cannot be given with it; the other model options still apply",
     )
     covariance = group.add_argument(
         "--covariance", default="diag", choices=("diag", "full"), help="covariance of Gaussian q(h | x)"

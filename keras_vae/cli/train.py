@@ -83,6 +83,7 @@ NOT_SETTINGS = frozenset(
         "distribute",
         "cpu_devices",
         "interrupt_hint",
+        options.ARCHITECTURE_GIVEN,
     }
 )
 
@@ -97,6 +98,16 @@ def run_settings(args):
         dict of JSON values, e.g. ``{"dataset": "digits", "latent_dims": [16], ...}``.
     """
     return {k: v for k, v in sorted(vars(args).items()) if k not in NOT_SETTINGS}
+
+
+def check_preset(args):
+    """Raise ``ValueError`` when ``--preset`` is given with options that set the architecture it sets."""
+    given = getattr(args, options.ARCHITECTURE_GIVEN, None)
+    if getattr(args, "preset", None) and given:
+        raise ValueError(
+            f"--preset {args.preset} sets the architecture; drop {', '.join(given)} "
+            "(or drop --preset and give the layers yourself)"
+        )
 
 
 def build_model(args, input_dim=None, input_shape=None, likelihood=None, condition_dim=None):
@@ -138,6 +149,7 @@ def build_model(args, input_dim=None, input_shape=None, likelihood=None, conditi
     if getattr(args, "preset", None):
         from keras_vae import presets
 
+        check_preset(args)
         for name in ("hidden_dims", "activation"):  # The preset's architecture.
             common.pop(name)
         return presets.from_preset(args.preset, input_dim, objective=args.objective, **common)
@@ -166,6 +178,7 @@ def run(args):
         0.
     """
     say = options.printer(args)
+    check_preset(args)
     out = pathlib.Path(args.out)
     settings = run_settings(args)
     artefacts = cli_data.artefacts(args)
