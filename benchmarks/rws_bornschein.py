@@ -89,7 +89,10 @@ finished epoch (its training seconds carry over, so ``--minutes`` counts the
 whole row); a row cut during evaluation is evaluated again without retraining.
 A row stopped by ``--minutes`` keeps its backup: the same command with a
 larger ``--minutes`` continues it from where it stopped (the learning rate is
-constant, so the longer row is the shorter one trained on) and adds a row.
+constant, so the longer row is the shorter one trained on) and adds a row; a
+row cut during training continues under a changed ``--minutes`` too.
+``--valid-every N`` scores the validation images every N epochs only (each
+scoring costs about as much as a training epoch of the deep models).
 """
 
 import argparse
@@ -238,11 +241,13 @@ class Progress(keras.callbacks.Callback):
             seconds of training (earlier attempts included); None: no limit.
         x_valid: ``[N, 784]`` validation images, or None.
         k_valid: importance samples of the validation log p(x).
+        valid_every: score the validation images after every this many epochs (and after the last).
         budget: dict written with every record.
     """
 
-    def __init__(self, row, log_path, epochs, seconds_limit, x_valid, k_valid, budget):
+    def __init__(self, row, log_path, epochs, seconds_limit, x_valid, k_valid, budget, valid_every=1):
         super().__init__()
+        self.valid_every = valid_every
         self.row, self.log_path, self.epochs, self.seconds_limit = row, log_path, epochs, seconds_limit
         self.x_valid, self.k_valid, self.budget = x_valid, k_valid, budget
         self.train_seconds, self.epochs_done, self.valid_log_px = 0.0, 0, None
@@ -257,16 +262,19 @@ class Progress(keras.callbacks.Callback):
         self.train_seconds += time.perf_counter() - self._start
         self.epochs_done = epoch + 1
         logs = logs or {}
-        if self.x_valid is not None:
-            self.valid_log_px = evaluation.log_likelihood(self.model, self.x_valid, k=self.k_valid, verbose=0).mean
+        last = self.epochs_done >= self.epochs or self.out_of_time()
+        scored = None  # This epoch's validation log p(x), if scored.
+        if self.x_valid is not None and (self.epochs_done % self.valid_every == 0 or last):
+            scored = evaluation.log_likelihood(self.model, self.x_valid, k=self.k_valid, verbose=0).mean
+            self.valid_log_px = scored
         record = {
             "row": self.row, "epoch": self.epochs_done, "train_seconds": round(self.train_seconds, 2),
-            "valid_log_px": None if self.valid_log_px is None else round(self.valid_log_px, 3),
+            "valid_log_px": None if scored is None else round(scored, 3),
             **{name: _value(logs, name) for name in ("elbo", "wake_p_loss", "wake_q_loss", "sleep_loss")},
             "budget": self.budget,
         }  # fmt: skip
         _append_jsonl(self.log_path, record)
-        valid = "" if self.valid_log_px is None else f", valid log p(x) (k={self.k_valid}) {self.valid_log_px:.2f}"
+        valid = "" if scored is None else f", valid log p(x) (k={self.k_valid}) {scored:.2f}"
         print(
             f"{self.row} epoch {self.epochs_done}/{self.epochs}: train ELBO {record['elbo']}, "
             f"wake-p loss {record['wake_p_loss']}{valid}, {self.train_seconds / 60:.1f} min of training",
@@ -295,10 +303,14 @@ def _load_weights(model, path):
     model.load_weights(path)
 
 
+def _same_but_minutes(earlier, budget):
+    """Whether two budgets differ at most in ``--minutes``."""
+    return all(earlier.get(key) == budget.get(key) for key in BUDGET if key != "minutes")
+
+
 def _extends(earlier, budget):
     """Whether ``budget`` continues ``earlier``: the same run with a larger ``--minutes`` (or none)."""
-    same = all(earlier.get(key) == budget.get(key) for key in BUDGET if key != "minutes")
-    if not same or earlier.get("minutes") is None:
+    if not _same_but_minutes(earlier, budget) or earlier.get("minutes") is None:
         return False
     return budget.get("minutes") is None or budget["minutes"] > earlier["minutes"]
 
@@ -337,11 +349,15 @@ def train_row(name, architecture, k, args, data, paths):
     stamp = backup / "budget.json"
     trained_info, trained_weights = backup / "trained.json", backup / "trained.weights.h5"
     limit = None if args.minutes is None else 60.0 * args.minutes
-    progress = Progress(name, paths["log"], args.epochs, limit, x_valid, args.k_valid, budget)
+    progress = Progress(name, paths["log"], args.epochs, limit, x_valid, args.k_valid, budget, args.valid_every)
     checkpoint = Backup(str(backup / "checkpoint"), progress)
     earlier = json.loads(stamp.read_text()) if stamp.exists() else None
     if backup.exists() and earlier != budget:
-        if earlier is not None and _extends(earlier, budget) and trained_info.exists() and trained_weights.exists():
+        finished = trained_info.exists() and trained_weights.exists()
+        if earlier is not None and not finished and _same_but_minutes(earlier, budget):
+            # Cut during training: the checkpoint continues under the new time limit.
+            print(f"{name}: continuing the row cut during training, now for {args.minutes} minutes", flush=True)
+        elif earlier is not None and finished and _extends(earlier, budget):
             _continue_from_trained(checkpoint, trained_info, trained_weights)
             print(f"{name}: extending the row trained for {earlier['minutes']:g} minutes", flush=True)
         else:
@@ -478,6 +494,9 @@ def main(argv=None):
     parser.add_argument("--limit-train", type=int, default=50000, help="first N training images (paper: 50000)")
     parser.add_argument("--valid-images", type=int, default=1000, help="held-out training images for validation")
     parser.add_argument("--k-valid", type=int, default=100, help="importance samples of the validation log p(x)")
+    parser.add_argument(
+        "--valid-every", type=int, default=1, help="score the validation images every this many epochs (and the last)"
+    )
     parser.add_argument("--k-eval", type=int, default=5000, help="importance samples of the test log p(x)")
     parser.add_argument("--limit-test", type=int, default=None, help="score the first N test images (all: 10000)")
     parser.add_argument("--eval-batch-size", type=int, default=100)
@@ -496,7 +515,7 @@ def main(argv=None):
         parser.error(str(err))
     if not architectures or not ks or min(ks) < 1:
         parser.error("--rows and --k-train need at least one architecture and K >= 1")
-    positive = ("epochs", "batch_size", "k_valid", "k_eval", "eval_batch_size")
+    positive = ("epochs", "batch_size", "k_valid", "k_eval", "eval_batch_size", "valid_every")
     if any(getattr(args, name) < 1 for name in positive) or args.valid_images < 0 or args.recognition_delay < 0:
         parser.error("--epochs, --batch-size, --k-valid, --k-eval must be >= 1; --valid-images, "
                      "--recognition-delay >= 0")  # fmt: skip

@@ -9,8 +9,8 @@ to the variables of its group, and runs several steps per compiled call:
 - ``make_train_function``: with XLA and several steps per execution, one XLA
   program runs all the steps of an execution;
 - ``_in_memory_function``: for the package's own pipelines of in-memory
-  arrays (``keras_vae.in_memory``), each XLA program also gathers and
-  binarises its batches, without ``tf.data``;
+  arrays and numpy arrays given to ``fit`` (``keras_vae.in_memory``), each
+  XLA program also gathers and binarises its batches, without ``tf.data``;
 - ``compile``: XLA and ``DEFAULT_STEPS_PER_EXECUTION`` steps by default;
 - ``fit``/``evaluate``: check the data first and stop on a NaN loss.
 """
@@ -557,7 +557,9 @@ class Trainer:
 
         The data are ``[batch, *input_shape]`` arrays or a ``tf.data.Dataset``
         of them (labels, if any, are ignored). Numpy data are checked in full,
-        datasets on their first batch. A non-finite loss raises
+        datasets on their first batch. With XLA (the default) a numpy array
+        or a ``keras_vae.datasets`` pipeline trains in whole compiled epochs
+        (``keras_vae.in_memory``). A non-finite loss raises
         ``FloatingPointError`` (see ``keras_vae.callbacks.StopOnNaN``); a
         stochastic layer that collapses is reported once with a
         ``keras_vae.callbacks.LayerCollapseWarning`` (see ``CollapseMonitor``,
@@ -607,6 +609,9 @@ class Trainer:
         if feed is None:
             feed = feeds[source] = in_memory.EpochFeed(source, per_execution)
         feed.per_call = max(1, min(per_execution, source.steps))
+        # The source batches and shuffles; Keras would warn about these with a dataset.
+        kwargs = {key: value for key, value in kwargs.items() if key != "batch_size"}
+        kwargs["shuffle"] = False
         full_function = self.train_function
         self.steps_per_execution, self.train_function = feed.per_call, self._in_memory_function(feed)
         try:
@@ -649,7 +654,7 @@ class Trainer:
             for size, start, n in feed.sizes(first, count, steps_per_call(feed.batch_bytes, feed.per_call)):
                 logs = run(
                     feed.x, feed.indices(start, n, size), tf.constant(start, tf.int32), tf.constant(epoch, tf.int64),
-                    n, size, feed.steps, feed.dynamic, feed.seed,
+                    n, size, feed.steps, feed.dynamic, tf.constant(feed.seed, tf.int64),
                 )  # fmt: skip
             return logs
 

@@ -258,17 +258,25 @@ def test_compile_defaults_xla_and_steps_per_execution(monkeypatch, binary_digits
 
 
 def test_a_short_epoch_keeps_its_compiled_function_across_fit_calls(binary_digits):
-    """Epochs of 3 steps with 32 steps per execution: one function of 3 steps, built once."""
+    """Epochs of 3 steps with 32 steps per execution: one function of 3 steps, built once.
+
+    Through tf.data (a dataset of batches) and in memory (the numpy array itself).
+    """
     x = binary_digits[0][:96]
     model = keras_vae.VAE(64, latent_dim=2, hidden_dims=(8,), seed=0)
     model.compile(keras.optimizers.Adam(1e-3), jit_compile=True, steps_per_execution=32)
     functions = []
     for _ in range(3):
-        model.fit(x, epochs=1, batch_size=32, verbose=0)
+        model.fit(tf.data.Dataset.from_tensor_slices(x).batch(32), epochs=1, verbose=0)
         functions.append(model._short_epoch_functions[3])
         assert model.steps_per_execution == 32
     assert functions[0] is functions[1] is functions[2]
     assert int(model.optimizer.iterations) == 9
+    for _ in range(3):
+        model.fit(x, epochs=1, batch_size=32, verbose=0)
+        assert model.steps_per_execution == 32
+    assert model._in_memory_programs["run"].experimental_get_tracing_count() == 1
+    assert int(model.optimizer.iterations) == 18
     model.compile(keras.optimizers.Adam(1e-3), jit_compile=True, steps_per_execution=32)
     assert not hasattr(model, "_short_epoch_functions")  # A new optimizer: built afresh.
 

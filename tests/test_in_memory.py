@@ -111,6 +111,41 @@ def test_fit_on_the_pipeline_trains_as_the_fused_loop_on_the_same_batches(binary
         np.testing.assert_allclose(h_fed[name], h_piped[name], rtol=1e-5)
 
 
+@pytest.mark.parametrize("n", [224, 250], ids=["full_batches", "smaller_last_batch"])
+def test_fit_on_a_numpy_array_trains_in_memory_as_on_the_same_batches_through_tf_data(binary_digits, n):
+    """Unshuffled, a numpy array and a dataset of its batches give the same weights; shuffled, a new order per epoch."""
+    x = binary_digits[0][:n]
+    results = []
+    batches = tf.data.Dataset.from_tensor_slices(x).batch(32)
+    for data, kwargs in ((x, {"batch_size": 32, "shuffle": False}), (batches, {})):
+        keras.utils.set_random_seed(0)
+        model = keras_vae.VAE(64, latent_dim=4, hidden_dims=(16,), seed=0)
+        model.compile(keras.optimizers.Adam(1e-2), jit_compile=True, steps_per_execution=3)
+        history = model.fit(data, epochs=2, verbose=0, **kwargs)
+        assert int(model.optimizer.iterations) == 2 * -(-n // 32)
+        results.append((model, history.history))
+    (fed, h_fed), (piped, h_piped) = results
+    assert "_in_memory_programs" in fed.__dict__ and "_in_memory_programs" not in piped.__dict__
+    for a, b in zip(fed.get_weights(), piped.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(h_fed["elbo"], h_piped["elbo"], rtol=1e-5)
+    # Shuffled (Keras's default): reproducible under one seed, another order under another.
+    weights = []
+    for seed in (1, 1, 2):
+        keras.utils.set_random_seed(seed)
+        model = keras_vae.VAE(64, latent_dim=4, hidden_dims=(16,), seed=0)
+        model.compile(keras.optimizers.Adam(1e-2), jit_compile=True, steps_per_execution=3)
+        model.fit(x, epochs=2, batch_size=32, verbose=0)
+        assert int(model.optimizer.iterations) == 2 * -(-n // 32) and "_in_memory_programs" in model.__dict__
+        weights.append(model.get_weights()[0])
+    np.testing.assert_array_equal(weights[0], weights[1])
+    assert np.abs(weights[0] - weights[2]).max() > 1e-3
+    assert in_memory.eligible(model, x, None, {"validation_split": 0.1}) is None
+    assert in_memory.eligible(model, x, None, {"shuffle": "batch"}) is None
+    assert in_memory.eligible(model, x, x, {}) is None
+    assert in_memory.eligible(model, x, None, {}).batch_size == 32  # Keras's default
+
+
 def test_fit_with_dynamic_binarisation_learns_and_keeps_its_program_and_stream_across_calls(digits):
     ds = datasets.pipeline(digits[0], batch_size=100, binarization="dynamic", shuffle=True, seed=0)
     model = keras_vae.VAE(64, latent_dim=4, hidden_dims=(32,), seed=0)

@@ -1,7 +1,8 @@
 """``keras-vae export``: a trained model for TF Serving and TFLite/LiteRT.
 
 ``--quantize int8`` calibrates on training examples named by the data
-options (``--dataset``, ``--limit``), e.g.
+options (``--dataset``, ``--limit``; a conditional model's with their
+labels), e.g.
 
 ```
 keras-vae export runs/vae/model.keras --out exported --quantize float16 int8 --dataset digits
@@ -60,8 +61,11 @@ def add_arguments(parser):
     return parser
 
 
-def calibration_data(args):
-    """The first ``--limit`` training examples of ``--dataset`` (binarised as asked), or None without --dataset."""
+def calibration_data(args, model=None):
+    """The first ``--limit`` training examples of ``--dataset`` (binarised as asked), or None without --dataset.
+
+    For a conditional ``model`` the pair ``(x, one-hot labels)``.
+    """
     if args.dataset is None:
         return None
     from keras_vae import datasets
@@ -69,10 +73,15 @@ def calibration_data(args):
     limit = CALIBRATION_EXAMPLES if args.limit is None else args.limit
     if limit < 1:
         raise ValueError(f"--limit must be >= 1, got {limit}.")
-    x, _ = datasets.load_arrays(args.dataset, "train", **options.data_kwargs(args))
+    x, y = datasets.load_arrays(args.dataset, "train", **options.data_kwargs(args))
     x = x[:limit]
     if args.binarization != "none":
         x = datasets.binarize(x, "static", seed=0)
+    condition_dim = getattr(model, "condition_dim", None)
+    if condition_dim is not None:
+        from keras_vae.cli import conditions
+
+        return x, conditions.one_hot_labels(None if y is None else y[:limit], condition_dim, args.dataset)
     return x
 
 
@@ -97,7 +106,7 @@ def run(args):
         allow_untrained=args.allow_untrained,
         input_scaling=args.input_scaling,
         score_k=args.score_k,
-        representative_data=calibration_data(args),
+        representative_data=calibration_data(args, model),
     )
     say = options.printer(args)
     for path in written.values():

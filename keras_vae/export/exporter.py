@@ -94,11 +94,16 @@ def _check_arguments(model, format, quantize, representative_data, score_k, allo
             "quantize='int8' calibrates activation ranges on example data: pass representative_data "
             "(a few hundred training examples, [n, *input_shape]; --dataset on the command line)."
         )
-    if "int8" in quantize and getattr(model, "condition_dim", None) is not None:
-        raise ExportError(
-            "quantize='int8' calibrates on examples without their conditions; a conditional model "
-            "(condition_dim set) exports with quantize='dynamic' or 'float16'."
-        )
+    if "int8" in quantize:
+        conditional = getattr(model, "condition_dim", None) is not None
+        pair = isinstance(representative_data, (tuple, list)) and len(representative_data) == 2
+        if conditional and not pair:
+            raise ExportError(
+                "quantize='int8' calibrates a conditional model on examples with their conditions: pass "
+                f"representative_data=(x, condition), condition [n, {model.condition_dim}] (one-hot labels)."
+            )
+        if not conditional and isinstance(representative_data, (tuple, list)):
+            raise ExportError("representative_data of an unconditional model is one array of examples, not a pair.")
     if isinstance(score_k, bool) or not isinstance(score_k, int) or score_k < 1:
         raise ExportError(f"score_k must be a positive integer, got {score_k!r}.")
     if not isinstance(model, models.HelmholtzMachine):
@@ -141,7 +146,9 @@ def export_model(
             scaled before ``encode`` (default: the observation family's support).
         score_k: posterior samples per example of the ``score`` signatures.
         representative_data: ``[n, *input_shape]`` examples (a few hundred
-            training examples) calibrating ``quantize="int8"``.
+            training examples) calibrating ``quantize="int8"``; for a
+            conditional model the pair ``(x, condition)``, ``condition``
+            ``[n, condition_dim]`` (one-hot labels).
 
     Returns:
         dict of written paths: ``"metadata"`` and, per format,
@@ -177,7 +184,11 @@ def export_model(
     metadata = metadata_lib.build(model, module, input_scaling)
     calibration = None
     if "int8" in quantize:
-        calibration = tflite.calibration_data(module, model, representative_data)
+        if getattr(model, "condition_dim", None) is not None:
+            x, condition = representative_data
+            calibration = tflite.calibration_data(module, model, x, condition=condition)
+        else:
+            calibration = tflite.calibration_data(module, model, representative_data)
 
     with tempfile.TemporaryDirectory(prefix="keras-vae-export-") as tmp:
         staging = pathlib.Path(tmp)

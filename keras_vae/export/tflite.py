@@ -174,12 +174,13 @@ def seeded_noise(inputs, rows, seed):
     return out
 
 
-def calibration_data(module, model, x, batch_size=32, seed=0):
+def calibration_data(module, model, x, batch_size=32, seed=0, condition=None):
     """Representative inputs of every converted signature, from data ``x``.
 
     ``encode`` and ``score_from_noise`` see ``x`` (with noise drawn as the
     signature documents); ``decode`` sees the codes it serves, posterior
     means of ``x`` and draws from the prior; the sampler sees its noise.
+    A conditional model's signatures also see each example's condition.
     Every batch has ``batch_size`` examples (the last ``len(x) % batch_size``
     are left out; all of ``x`` when it is shorter): TFLite's calibrator
     fails on the scorer when its inputs change batch size from one
@@ -191,6 +192,8 @@ def calibration_data(module, model, x, batch_size=32, seed=0):
         x: ``[n, *input_shape]`` float32 data, scaled as in training.
         batch_size: examples per calibration batch.
         seed: seed of the noise.
+        condition: ``[n, condition_dim]`` float32 conditions of ``x`` (one-hot
+            labels), for a conditional model only.
 
     Returns:
         signature name -> list of input dicts.
@@ -199,6 +202,18 @@ def calibration_data(module, model, x, batch_size=32, seed=0):
     if x.shape[1:] != tuple(model.input_shape) or not len(x):
         shape = ", ".join(str(s) for s in model.input_shape)
         raise ValueError(f"representative_data must be [n, {shape}] with n >= 1, got shape {x.shape}.")
+    k_cond = getattr(model, "condition_dim", None)
+    if (k_cond is None) != (condition is None):
+        raise ValueError(
+            "a conditional model calibrates on (x, condition) pairs, an unconditional one on x alone; "
+            f"the model's condition_dim is {k_cond} and a condition was {'not ' if condition is None else ''}given."
+        )
+    if condition is not None:
+        condition = np.asarray(condition, np.float32)
+        if condition.shape != (len(x), k_cond):
+            raise ValueError(
+                f"the condition must be [{len(x)}, {k_cond}] for x of {len(x)} rows, got {condition.shape}."
+            )
     rng = np.random.default_rng(seed)
     data = {name: [] for name in ("decode", "encode", "score_from_noise", "ancestral_sample_from_noise")}
     k = module.score_k
@@ -207,12 +222,15 @@ def calibration_data(module, model, x, batch_size=32, seed=0):
     for start in range(0, len(x), batch_size):
         batch = x[start : start + batch_size]
         b = len(batch)
-        data["encode"].append({"x": batch})
-        means = np.asarray(model.posterior_mean(batch), np.float32)
-        prior = module.sample(tf.constant(b), tf.constant(seed + start, tf.int64))["z"].numpy()
-        data["decode"] += [{"z": means}, {"z": prior}]
-        data["score_from_noise"].append({"x": batch, **noise_like(module.noise_inputs["score_from_noise"], k * b, rng)})
+        c = {} if condition is None else {"condition": condition[start : start + b]}
+        data["encode"].append({"x": batch, **c})
+        means = np.asarray(model.posterior_mean(batch, c.get("condition")), np.float32)
+        drawn = module.sample(tf.constant(b), tf.constant(seed + start, tf.int64), *c.values())
+        data["decode"] += [{"z": means, **c}, {"z": drawn["z"].numpy(), **c}]
+        data["score_from_noise"].append(
+            {"x": batch, **c, **noise_like(module.noise_inputs["score_from_noise"], k * b, rng)}
+        )
         data["ancestral_sample_from_noise"].append(
-            noise_like(module.noise_inputs["ancestral_sample_from_noise"], b, rng)
+            {**c, **noise_like(module.noise_inputs["ancestral_sample_from_noise"], b, rng)}
         )
     return data
