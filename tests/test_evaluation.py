@@ -405,3 +405,47 @@ def test_reproduce_burda_resumes_a_cut_row(tmp_path, capsys):
     # The row's training time continues from the first attempt's epoch 1.
     assert log[2]["train_seconds"] > log[0]["train_seconds"]
     assert rows[0]["train_seconds"] == pytest.approx(log[3]["train_seconds"], abs=1e-3) and rows[0]["epochs"] == 3
+
+
+@pytest.mark.slow
+def test_rws_bornschein_continues_a_row_under_a_larger_time_limit(tmp_path, capsys):
+    if not os.environ.get("KERAS_VAE_MNIST_PATH"):
+        pytest.skip("set KERAS_VAE_MNIST_PATH to a local mnist.npz to run the Bornschein & Bengio harness")
+    harness = _load_benchmark("rws_bornschein")
+    out = tmp_path / "rws.json"
+    common = ["--rows", "5-20", "--k-train", "2", "--epochs", "4", "--limit-train", "300", "--valid-images", "50",
+              "--k-valid", "5", "--limit-test", "20", "--k-eval", "10", "--out", str(out)]  # fmt: skip
+
+    original = harness.Progress.on_epoch_end
+
+    def killed_in_second_epoch(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch == 1:  # before the checkpoint of epoch 2 is written
+            raise KeyboardInterrupt
+
+    harness.Progress.on_epoch_end = killed_in_second_epoch
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            harness.main(common + ["--minutes", "5"])
+    finally:
+        harness.Progress.on_epoch_end = original
+    capsys.readouterr()
+    # Cut during training: a new time limit continues the checkpoint (here already out of time: 1 epoch).
+    assert harness.main(common + ["--minutes", "1e-6"]) == 0
+    printed = capsys.readouterr().out
+    assert "continuing the row cut during training" in printed and "resumed after epoch 1" in printed
+    first = json.loads(out.read_text())
+    assert [r["epochs_done"] for r in first] == [1]
+    assert (tmp_path / "rws_backup" / "5-20-k2" / "trained.weights.h5").exists()  # kept to be extended
+    # A larger limit extends the finished row from its last epoch; the full row's backup is removed.
+    assert harness.main(common + ["--minutes", "5", "--valid-every", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "extending the row trained for 1e-06 minutes" in printed and "resumed after epoch 1" in printed
+    rows = json.loads(out.read_text())
+    assert [r["epochs_done"] for r in rows] == [1, 4] and rows[1]["train_seconds"] > rows[0]["train_seconds"]
+    assert [r["budget"]["minutes"] for r in rows] == [1e-6, 5]
+    log = [json.loads(line) for line in out.with_suffix(".log").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2, 2, 3, 4]
+    # Validation every 2 epochs (and at a row's last epoch).
+    assert [r["valid_log_px"] is not None for r in log] == [True, True, True, False, True]
+    assert not (tmp_path / "rws_backup" / "5-20-k2").exists()
