@@ -355,7 +355,10 @@ class _WakeSleepFamily(Objective):
             and the pair settles in a collapsed state that wake-sleep does
             not leave (on MNIST, a 2-layer Gaussian model at KL 2.8 nats and
             test ELBO -183 after 5 epochs, against KL 9.9 and -141 with a
-            1,200-step delay; README, "Wake-sleep").
+            1,200-step delay; README, "Wake-sleep"). The delay zeroes the
+            recognition loss, so an optimizer with decoupled weight decay
+            (``AdamW``, ``weight_decay=``) still shrinks the recognition
+            weights meanwhile.
     """
 
     variable_groups = ("generative", "recognition")
@@ -383,7 +386,7 @@ class _WakeSleepFamily(Objective):
         return keras.initializers.GlorotUniform()
 
     def _delayed(self, model, loss, training):
-        """``loss`` times 0 before the delay has passed (no update under any optimizer), else ``loss``."""
+        """``loss`` times 0 before the delay has passed (zero gradients), else ``loss``."""
         if not (training and self.recognition_delay_steps and getattr(model, "optimizer", None) is not None):
             return loss
         started = ops.cast(model.optimizer.iterations >= self.recognition_delay_steps, loss.dtype)
