@@ -184,6 +184,10 @@ class BackupAndRestore(_keras_compat.AtomicBackupAndRestore):
         backup_dir: directory of the checkpoint.
         on_resume: optional function called with the number of epochs
             restored when a run resumes.
+        restore: False: start afresh and ignore a checkpoint in
+            ``backup_dir`` (the workers of a multi-worker job whose chief
+            discards the old run, which they could otherwise read before the
+            chief has removed it).
         **kwargs: the other arguments of ``keras.callbacks.BackupAndRestore``.
 
     Attributes:
@@ -197,9 +201,10 @@ class BackupAndRestore(_keras_compat.AtomicBackupAndRestore):
         >>> len(backup.history["loss"])  # 50, even if the run was resumed
     """
 
-    def __init__(self, backup_dir, on_resume=None, **kwargs):
+    def __init__(self, backup_dir, on_resume=None, restore=True, **kwargs):
         super().__init__(backup_dir, **kwargs)
         self.on_resume = on_resume
+        self.restore = bool(restore)
         self.history = {}
         self.train_seconds = 0.0
         self.resumed_epoch = 0
@@ -212,6 +217,8 @@ class BackupAndRestore(_keras_compat.AtomicBackupAndRestore):
         return {"history": self.history, "train_seconds": self.train_seconds}
 
     def on_train_begin(self, logs=None):
+        if not self.restore:
+            return
         try:
             super().on_train_begin(logs)
         except (ValueError, KeyError, TypeError) as err:

@@ -177,6 +177,25 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     assert all(np.isfinite(w).all() for w in fresh.get_weights())
 
 
+def test_a_backup_that_must_not_restore_trains_afresh(tmp_path, binary_digits):
+    """restore=False (a worker of a job whose chief discards the old run) ignores the checkpoint there."""
+    x = binary_digits[0][:200]
+    model = keras_vae.VAE(64, latent_dim=2, hidden_dims=(8,), seed=0)
+    model.compile(keras.optimizers.Adam(1e-3))
+    model.fit(x, epochs=2, batch_size=50, verbose=0,
+              callbacks=[distribute.BackupAndRestore(str(tmp_path / "backup"), delete_checkpoint=False)])
+    assert _backup_epoch(tmp_path) == 2
+    for restore, iterations, resumed in ((False, 12, 0), (True, 12, 3)):
+        again = keras_vae.VAE(64, latent_dim=2, hidden_dims=(8,), seed=1)
+        again.compile(keras.optimizers.Adam(1e-3))
+        backup = distribute.BackupAndRestore(str(tmp_path / "backup"), delete_checkpoint=False, restore=restore)
+        again.fit(x, epochs=3, batch_size=50, verbose=0, callbacks=[backup])
+        assert int(again.optimizer.iterations) == iterations and backup.resumed_epoch == resumed
+        assert len(backup.history["loss"]) == 3
+        if not restore:
+            assert _backup_epoch(tmp_path) == 3  # the fresh run's own checkpoint replaces the old one
+
+
 def test_cli_reports_a_nan_loss_as_an_error(tmp_path, capsys):
     args = ["train", "--epochs", "2", "--learning-rate", "1e30", "--likelihood", "gaussian",
             "--out", str(tmp_path), "--verbose", "0"]

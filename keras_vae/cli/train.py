@@ -240,7 +240,10 @@ def _train(args, out, say, strategy, model, train_ds, test_ds, test):
         else:
             say(f"resumed after epoch {epoch} of {args.epochs} from {out / runs.BACKUP_DIR}")
 
-    backup = distribute.BackupAndRestore(str(out / runs.BACKUP_DIR), delete_checkpoint=False, on_resume=resumed)
+    # With --overwrite the chief has discarded the old run: no worker may restore it.
+    backup = distribute.BackupAndRestore(
+        str(out / runs.BACKUP_DIR), delete_checkpoint=False, on_resume=resumed, restore=not args.overwrite
+    )
     callbacks = [backup]
     verbose = options.fit_verbosity(args)
     if verbose == 2:  # One plain line per epoch (Keras's verbose=2 prints two).
