@@ -80,6 +80,8 @@ Files, beside ``--out`` (default ``benchmarks/results/rws_bornschein.json``):
 - ``<out>.json``: the finished rows, rewritten after every row;
 - ``<out>.md``: the table beside the paper's numbers;
 - ``<out>.log``: one JSON line per epoch (training metrics, validation log p(x));
+- ``<out>_curve.png``: validation log p(x) against minutes of training, the
+  test log p(x) of each finished row and the paper's figure;
 - ``<out>_backup/<row>/``: weights, optimizer state and training seconds of
   the row in progress (written atomically at every epoch end).
 
@@ -116,6 +118,7 @@ from keras_vae.models import HelmholtzMachine
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from reproduce_burda import _append_jsonl  # noqa: E402
+from reproduce_burda import _read_jsonl  # noqa: E402
 from reproduce_burda import matmul_gflops  # noqa: E402
 
 RESULTS = pathlib.Path(__file__).parent / "results"
@@ -478,6 +481,77 @@ def markdown(rows, header):
     return "\n".join(lines) + "\n"
 
 
+def training_runs(records, row):
+    """The log's runs of ``row``: lists of records by epoch, a new run at every fresh start (epoch 1).
+
+    A run cut and resumed, or extended by a larger ``--minutes``, stays one
+    run (its later records carry the new budget); a record repeated by a
+    resume replaces the earlier one of its epoch.
+    """
+    runs = []
+    for record in records:
+        if record.get("row") != row:
+            continue
+        if record["epoch"] == 1 or not runs:
+            runs.append({})
+        runs[-1][record["epoch"]] = record
+    return [[run[e] for e in sorted(run)] for run in runs]
+
+
+def plot_curve(log_path, png_path, rows, k_valid):
+    """Validation log p(x) against minutes of training for the run of each of ``rows``, their test log p(x) as
+    markers and the paper's figure as a dotted line; written to ``png_path``.
+
+    Args:
+        log_path: the ``.log`` of per-epoch records.
+        png_path: the image to write.
+        rows: finished rows (of one configuration; their time limits may differ).
+        k_valid: importance samples of the logged validation log p(x).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = _read_jsonl(log_path)
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    plotted = False
+    for name in sorted({r["row"] for r in rows}):
+        finals = sorted((r for r in rows if r["row"] == name), key=lambda r: r["train_seconds"])
+        runs = training_runs(records, name)
+        if not runs:
+            continue
+        run = runs[-1]  # the run the latest rows come from
+        scored = [r for r in run if r.get("valid_log_px") is not None]
+        line = ax.plot(
+            [r["train_seconds"] / 60 for r in scored], [r["valid_log_px"] for r in scored], lw=1,
+            label=f"{name}: validation log p(x), k = {k_valid}",
+        )  # fmt: skip
+        color = line[0].get_color()
+        for r in finals:
+            if r["epochs_done"] <= run[-1]["epoch"]:
+                ax.errorbar(r["train_seconds"] / 60, r["test_log_px"], yerr=r["test_log_px_stderr"], fmt="o",
+                            color=color, ms=4, capsize=2)  # fmt: skip
+        ax.plot([], [], "o", color=color, label=f"{name}: test log p(x), k = {finals[-1]['k_eval']}")
+        paper = finals[-1].get("paper_log_px")
+        if paper is not None:
+            mark = "" if finals[-1].get("paper_verified") else " (unverified)"
+            ax.axhline(paper, color="gray", ls=":", lw=1)
+            ax.annotate(f"paper {paper:.2f}{mark}", (0, paper), fontsize=8, color="gray", va="bottom")
+        plotted = True
+    if not plotted:
+        plt.close(fig)
+        return
+    ax.set_xlabel("training time (minutes, this machine)")
+    ax.set_ylabel("nats per image")
+    ax.set_ylim(bottom=max(ax.get_ylim()[0], -110))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=120)
+    plt.close(fig)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-path", default=None, help="local mnist.npz (else KERAS_VAE_MNIST_PATH)")
@@ -535,6 +609,7 @@ def main(argv=None):
         "json": out.with_suffix(".json"),
         "md": out.with_suffix(".md"),
         "log": out.with_suffix(".log"),
+        "png": out.parent / f"{out.stem}_curve.png",
         "backup": out.parent / f"{out.stem}_backup",
     }
     rows = json.loads(paths["json"].read_text()) if paths["json"].exists() else []
@@ -583,7 +658,10 @@ def main(argv=None):
         table = markdown(current, header)
         paths["md"].write_text(table)
         print(table)
-        print(f"wrote {paths['json']}, {paths['md']} and {paths['log']}")
+        # The curve: this configuration's rows, whatever their time limits.
+        plot_curve(paths["log"], paths["png"], [r for r in rows if _same_but_minutes(r["budget"], budget)],
+                   args.k_valid)  # fmt: skip
+        print(f"wrote {paths['json']}, {paths['md']}, {paths['png']} and {paths['log']}")
     if failed:
         print(f"failed rows (not recorded): {', '.join(failed)}", file=sys.stderr)
         return 1
