@@ -38,6 +38,8 @@ DISTRIBUTED_STEPS_PER_EXECUTION = 16
 #: At most this many bytes of batches go into one XLA call of the fused loops;
 #: an execution of larger batches runs as several calls.
 MAX_STACKED_BYTES = 256 * 1024**2
+#: Key of the example count among the metric totals of ``_gradient_totals``.
+_COUNT = "_examples"
 
 
 def steps_per_call(batch_bytes, steps):
@@ -126,7 +128,27 @@ class Trainer:
     def _record(self, values):
         for name, value in values.items():
             self._trackers[name].update_state(value)
-        logs = {name: self._trackers[name].result() for name in values}
+        return self._logs(values)
+
+    def _record_totals(self, totals):
+        """Add the metric sums of several steps to their ``Mean`` trackers at once; returns the logs.
+
+        Args:
+            totals: ``{name: sum of the per-example values, COUNT: examples}``
+                (float32 scalars), as :meth:`_gradient_totals` gives them, summed
+                over steps: what ``_record`` of each step's values would add.
+        """
+        count = totals[_COUNT]
+        names = [name for name in totals if name != _COUNT]
+        for name in names:
+            tracker = self._trackers[name]
+            tracker.total.assign_add(ops.cast(totals[name], tracker.total.dtype))
+            tracker.count.assign_add(ops.cast(count, tracker.count.dtype))
+        return self._logs(names)
+
+    def _logs(self, names):
+        """The trackers' results of ``names``, shaped for the strategy's reduction."""
+        logs = {name: self._trackers[name].result() for name in names}
         if _multi_worker():
             # Keras reduces the per-replica logs of a multi-worker job with
             # strategy.reduce("MEAN", v, axis=0), which needs a batch axis.
@@ -214,6 +236,13 @@ class Trainer:
         # In trainable_variables order, the order the optimizer's slots are
         # restored in when a saved model is loaded.
         return [routed.get(id(v)) for v in self.trainable_variables], metrics, means
+
+    def _gradient_totals(self, x, global_batch=None):
+        """``_gradients`` with each metric summed over the batch: ``(grads, {name: sum, COUNT: examples})``."""
+        grads, metrics, _ = self._gradients(x, global_batch)
+        totals = {name: ops.sum(value) for name, value in metrics.items()}
+        totals[_COUNT] = ops.cast(ops.shape(tf.nest.flatten(x)[0])[0], "float32")
+        return grads, totals
 
     def _train_step(self, data, skip_nonfinite):
         """One update; returns ``(logs, finite)``, ``finite`` whether every loss was finite."""
@@ -346,30 +375,40 @@ class Trainer:
 
         The gradients come from one compiled program per replica; the global
         batch size it divides by is an argument (``global_batch``, float
-        scalar) or, without one, summed across replicas outside it. With
-        ``update`` (a ``DeviceUpdate``) the step returns ``(logs, gradients)``,
-        summed across replicas unless ``update.sums_locally``: the caller
-        applies them on each device. Without, Keras's optimizer sums and applies them
-        here through ``tf.distribute`` (cross-replica work XLA cannot hold).
+        scalar) or, without one, summed across replicas outside it. Without
+        ``update`` Keras's optimizer sums and applies the gradients here
+        through ``tf.distribute`` (cross-replica work XLA cannot hold) and
+        the step returns the logs. With ``update`` (a ``DeviceUpdate``) the
+        step returns ``(totals, gradients)``: the metric sums of this step
+        added to ``totals`` (those of the execution's earlier steps, or None),
+        which ``_record_totals`` records once per execution, and the
+        gradients, summed across replicas unless ``update.sums_locally``, for
+        the caller to apply on each device.
         """
-        gradients = self._replica_function(self._gradients)
+        if update is None:
+            gradients = self._replica_function(self._gradients)
+        else:
+            gradients = self._replica_function(self._gradient_totals)
 
-        def step(data, global_batch=None):
+        def step(data, global_batch=None, totals=None):
             x = self.step_inputs(data)
             context = tf.distribute.get_replica_context()
             if global_batch is None:
                 local = ops.cast(ops.shape(tf.nest.flatten(x)[0])[0], "float32")
                 global_batch = context.all_reduce(tf.distribute.ReduceOp.SUM, local)
-            grads, metrics, _ = gradients(x, global_batch)
             if update is None:
+                grads, metrics, _ = gradients(x, global_batch)
                 self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
                 return self._record(metrics)
+            grads, sums = gradients(x, global_batch)
+            if totals is not None:
+                sums = {name: totals[name] + value for name, value in sums.items()}
             # Which variables get a gradient, for the caller (known when traced).
             step.has_gradient = [g is not None for g in grads]
             present = [g for g in grads if g is not None]
             if not update.sums_locally:
                 present = context.all_reduce(tf.distribute.ReduceOp.SUM, present)
-            return self._record(metrics), present
+            return sums, present
 
         return step
 
@@ -394,7 +433,9 @@ class Trainer:
 
         Args:
             replica_step: ``data -> logs``, run on each replica; with
-                ``update``, ``data -> (logs, gradients)``.
+                ``update``, ``(data, ..., totals=) -> (totals, gradients)``
+                (``_replica_train_step``), the totals recorded after the
+                execution's last step.
             update: None, or the ``DeviceUpdate`` applying each step's
                 gradients on every device after the replicas' step.
             global_batch: bool, pass ``replica_step`` the global batch size
@@ -412,6 +453,7 @@ class Trainer:
         local_batch = global_batch and not _keras_compat.in_multi_worker_mode(strategy)
 
         def run_steps(batches):
+            totals = None
             for data in batches:
                 args = (data,)
                 if local_batch:
@@ -420,11 +462,16 @@ class Trainer:
                         for d in strategy.experimental_local_results(data)
                     ]
                     args = (data, ops.cast(ops.sum(ops.stack(sizes)), "float32"))
-                outputs = strategy.run(replica_step, args=args)
-                if update is not None:
-                    outputs, summed = outputs
-                    summed = iter(summed)
-                    update([next(summed) if has else None for has in replica_step.has_gradient])
+                if update is None:
+                    outputs = strategy.run(replica_step, args=args)
+                    continue
+                totals, summed = strategy.run(replica_step, args=args, kwargs={"totals": totals})
+                summed = iter(summed)
+                update([next(summed) if has else None for has in replica_step.has_gradient])
+            if update is not None:
+                # The metrics of every step, recorded once per execution (a step's
+                # recording cost ~100 small ops outside XLA on two replicas).
+                outputs = strategy.run(self._record_totals, args=(totals,))
             return _keras_compat.reduce_per_replica(outputs, strategy, "auto")
 
         if not self.run_eagerly:
