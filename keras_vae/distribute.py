@@ -218,6 +218,7 @@ class BackupAndRestore(_keras_compat.AtomicBackupAndRestore):
 
     def on_train_begin(self, logs=None):
         if not self.restore:
+            self.history, self.train_seconds, self.resumed_epoch = {}, 0.0, 0
             return
         try:
             super().on_train_begin(logs)

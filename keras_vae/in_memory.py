@@ -16,7 +16,11 @@ A numpy array of examples passed to ``fit`` (``model.fit(x, batch_size=100)``)
 takes the same path (:func:`from_array`): batches of ``batch_size`` (Keras's
 default 32) in a fresh order every epoch unless ``shuffle=False``, as Keras
 gives them, with the order drawn from a seed taken from numpy's global
-generator (so ``keras.utils.set_random_seed`` makes it reproducible).
+generator (so ``keras.utils.set_random_seed`` makes it reproducible). It is
+copied to the device at every ``fit`` call, and each call starts a new
+stream of orders. With ``validation_split``, ``shuffle="batch"``, labels,
+weights, ``steps_per_epoch``, more than ``MAX_BYTES`` as float32, without
+XLA or under a strategy, ``fit`` keeps Keras's own handling.
 
 Any transformation of the pipeline (``.map``, ``.prefetch``, ...) gives a
 dataset without a source, which ``fit`` reads through ``tf.data`` as usual.
@@ -29,6 +33,8 @@ import tensorflow as tf
 
 #: Arrays larger than this stay in ``tf.data``: the copy on the compute device doubles their memory.
 MAX_BYTES = 2 * 1024**3
+#: Keras's batch size when ``fit`` is given arrays and no ``batch_size``.
+KERAS_BATCH_SIZE = 32
 
 _ATTRIBUTE = "_keras_vae_source"
 
@@ -212,11 +218,11 @@ def from_array(x, kwargs):
     if not isinstance(x, np.ndarray) or x.ndim < 2 or x.dtype.kind not in "biuf":
         return None
     shuffle = kwargs.get("shuffle", True)
-    if kwargs.get("validation_split") or not isinstance(shuffle, bool):
-        return None
+    if kwargs.get("validation_split") or not isinstance(shuffle, bool) or 4 * x.size > MAX_BYTES:
+        return None  # (the size checked before a float32 copy is made)
     return ArraySource(
         x=np.asarray(x, np.float32),
-        batch_size=int(kwargs.get("batch_size") or 32),
+        batch_size=int(kwargs.get("batch_size") or KERAS_BATCH_SIZE),
         dynamic=False,
         shuffle=shuffle,
         seed=int(np.random.randint(2**31 - 1)),

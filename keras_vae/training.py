@@ -38,8 +38,6 @@ DISTRIBUTED_STEPS_PER_EXECUTION = 16
 #: At most this many bytes of batches go into one XLA call of the fused loops;
 #: an execution of larger batches runs as several calls.
 MAX_STACKED_BYTES = 256 * 1024**2
-#: Key of the example count among the metric totals of ``_gradient_totals``.
-_COUNT = "_examples"
 
 
 def steps_per_call(batch_bytes, steps):
@@ -108,7 +106,7 @@ def _steps_per_epoch(x, fit_kwargs):
         n = int(x.cardinality())
         return n if n > 0 else None
     if hasattr(x, "shape") and len(x.shape):
-        batch_size = fit_kwargs.get("batch_size") or 32
+        batch_size = fit_kwargs.get("batch_size") or in_memory.KERAS_BATCH_SIZE
         return -(-int(x.shape[0]) // int(batch_size))
     return None
 
@@ -134,17 +132,16 @@ class Trainer:
         """Add the metric sums of several steps to their ``Mean`` trackers at once; returns the logs.
 
         Args:
-            totals: ``{name: sum of the per-example values, COUNT: examples}``
-                (float32 scalars), as :meth:`_gradient_totals` gives them, summed
-                over steps: what ``_record`` of each step's values would add.
+            totals: ``{name: [sum, count]}`` (float32), as
+                :meth:`_gradient_totals` gives them, summed over steps: what
+                ``_record`` of each step's values would add to ``Mean``'s
+                ``total`` and ``count``.
         """
-        count = totals[_COUNT]
-        names = [name for name in totals if name != _COUNT]
-        for name in names:
+        for name, pair in totals.items():
             tracker = self._trackers[name]
-            tracker.total.assign_add(ops.cast(totals[name], tracker.total.dtype))
-            tracker.count.assign_add(ops.cast(count, tracker.count.dtype))
-        return self._logs(names)
+            tracker.total.assign_add(ops.cast(pair[0], tracker.total.dtype))
+            tracker.count.assign_add(ops.cast(pair[1], tracker.count.dtype))
+        return self._logs(totals)
 
     def _logs(self, names):
         """The trackers' results of ``names``, shaped for the strategy's reduction."""
@@ -238,10 +235,19 @@ class Trainer:
         return [routed.get(id(v)) for v in self.trainable_variables], metrics, means
 
     def _gradient_totals(self, x, global_batch=None):
-        """``_gradients`` with each metric summed over the batch: ``(grads, {name: sum, COUNT: examples})``."""
+        """``_gradients`` with each metric as ``Mean.update_state`` counts it: ``(grads, {name: [sum, count]})``.
+
+        A ``[B, ...]`` value adds the sum of its per-example means and ``B``;
+        a scalar (``kl_weight``) adds itself and 1.
+        """
         grads, metrics, _ = self._gradients(x, global_batch)
-        totals = {name: ops.sum(value) for name, value in metrics.items()}
-        totals[_COUNT] = ops.cast(ops.shape(tf.nest.flatten(x)[0])[0], "float32")
+        totals = {}
+        for name, value in metrics.items():
+            value = ops.cast(value, "float32")
+            if len(value.shape) > 1:
+                value = ops.mean(value, axis=tuple(range(1, len(value.shape))))
+            count = ops.cast(ops.size(value), "float32")
+            totals[name] = ops.stack([ops.sum(value), count])
         return grads, totals
 
     def _train_step(self, data, skip_nonfinite):
@@ -606,7 +612,8 @@ class Trainer:
         of them (labels, if any, are ignored). Numpy data are checked in full,
         datasets on their first batch. With XLA (the default) a numpy array
         or a ``keras_vae.datasets`` pipeline trains in whole compiled epochs
-        (``keras_vae.in_memory``). A non-finite loss raises
+        (``keras_vae.in_memory``, which lists when Keras's own handling is
+        kept instead). A non-finite loss raises
         ``FloatingPointError`` (see ``keras_vae.callbacks.StopOnNaN``); a
         stochastic layer that collapses is reported once with a
         ``keras_vae.callbacks.LayerCollapseWarning`` (see ``CollapseMonitor``,
@@ -656,8 +663,12 @@ class Trainer:
         if feed is None:
             feed = feeds[source] = in_memory.EpochFeed(source, per_execution)
         feed.per_call = max(1, min(per_execution, source.steps))
-        # The source batches and shuffles; Keras would warn about these with a dataset.
-        kwargs = {key: value for key, value in kwargs.items() if key != "batch_size"}
+        # The source batches and shuffles; Keras would warn about these with a
+        # dataset. Validation keeps the batch size Keras would give it.
+        kwargs = dict(kwargs)
+        batch_size = kwargs.pop("batch_size", None)
+        if kwargs.get("validation_batch_size") is None and batch_size is not None:
+            kwargs["validation_batch_size"] = batch_size
         kwargs["shuffle"] = False
         full_function = self.train_function
         self.steps_per_execution, self.train_function = feed.per_call, self._in_memory_function(feed)

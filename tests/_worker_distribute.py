@@ -85,13 +85,18 @@ def main(argv=None):
             if name == "vae":
                 model = keras_vae.VAE(64, latent_dim=4, hidden_dims=(32, 32), seed=0)
             else:
-                model = keras_vae.HelmholtzMachine(64, latent_dims=(8, 4), hidden_dims=((32,), (16,)), seed=0)
+                # With KL warm-up: its weight is a scalar metric (logged, averaged per step).
+                model = keras_vae.HelmholtzMachine(
+                    64, latent_dims=(8, 4), hidden_dims=((32,), (16,)), kl_warmup_steps=3, seed=0
+                )
             optimizer = keras.optimizers.Adam(**{"learning_rate": 1e-2, **json.loads(args.optimizer)})
             model.compile(optimizer=optimizer, **json.loads(args.compile))
         history = model.fit(ds, epochs=args.epochs, verbose=0)
         for i, v in enumerate(model.get_weights()):
             result[f"{name}_w{i}"] = np.asarray(v)
         result[f"{name}_loss"] = np.asarray(history.history["loss"], "float64")
+        for metric, values in history.history.items():
+            result[f"{name}_history_{metric}"] = np.asarray(values, "float64")
         result[f"{name}_jit_compile"] = np.asarray(bool(model.jit_compile))
         result[f"{name}_steps_per_execution"] = np.asarray(model.steps_per_execution)
         # Whether the optimizer step ran as one program per device (keras_vae.device_update),

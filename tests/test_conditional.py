@@ -400,7 +400,7 @@ class TestConditionalExport:
         x, y = _labelled(8)
         with pytest.raises(export.ExportError, match=r"representative_data=\(x, condition\), condition \[n, 3\]"):
             export.export_model(_vae(), tmp_path / "e", quantize="int8", allow_untrained=True, representative_data=x)
-        with pytest.raises(export.ExportError, match="not a pair"):
+        with pytest.raises(export.ExportError, match="not a tuple or list"):
             export.export_model(keras_vae.VAE(16, latent_dim=2, hidden_dims=(16,)), tmp_path / "e", quantize="int8",
                                 allow_untrained=True, representative_data=(x, y))  # fmt: skip
         with pytest.raises(ValueError, match=r"the condition must be \[8, 3\]"):

@@ -108,6 +108,12 @@ def test_two_mirrored_replicas_match_one_device(runs, model):
     assert int(single["replicas"]) == 1 and int(mirrored["replicas"]) == 2
     _assert_same_weights(single, mirrored, model)
     np.testing.assert_allclose(single[f"{model}_loss"], mirrored[f"{model}_loss"], rtol=1e-5)
+    # Every logged metric (recorded once per execution under the strategy), kl_weight (a scalar) too.
+    logged = sorted(k for k in single.files if k.startswith(f"{model}_history_"))
+    assert logged == sorted(k for k in mirrored.files if k.startswith(f"{model}_history_"))
+    assert (f"{model}_history_kl_weight" in logged) == (model == "hm")
+    for key in logged:
+        np.testing.assert_allclose(single[key], mirrored[key], rtol=1e-5, err_msg=key)
     # Under the strategy each replica's step was one XLA program, two steps per execution,
     # and the optimizer step one program per device, leaving the copies identical.
     assert int(mirrored[f"{model}_steps_per_execution"]) == 2

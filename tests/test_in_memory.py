@@ -112,7 +112,7 @@ def test_fit_on_the_pipeline_trains_as_the_fused_loop_on_the_same_batches(binary
 
 
 @pytest.mark.parametrize("n", [224, 250], ids=["full_batches", "smaller_last_batch"])
-def test_fit_on_a_numpy_array_trains_in_memory_as_on_the_same_batches_through_tf_data(binary_digits, n):
+def test_fit_on_a_numpy_array_trains_in_memory_as_on_the_same_batches_through_tf_data(binary_digits, n, monkeypatch):
     """Unshuffled, a numpy array and a dataset of its batches give the same weights; shuffled, a new order per epoch."""
     x = binary_digits[0][:n]
     results = []
@@ -140,10 +140,26 @@ def test_fit_on_a_numpy_array_trains_in_memory_as_on_the_same_batches_through_tf
         weights.append(model.get_weights()[0])
     np.testing.assert_array_equal(weights[0], weights[1])
     assert np.abs(weights[0] - weights[2]).max() > 1e-3
+    # Keras's batching and order: batches of batch_size (32 by default), a fresh order every epoch.
+    source = in_memory.from_array(x.astype(np.float64), {})
+    assert source.x.dtype == np.float32 and source.batch_size == 32 and source.shuffle and not source.dynamic
+    feed = in_memory.EpochFeed(source, per_call=3)
+    feed.next_call(0)
+    first = feed.order.numpy()
+    feed.next_call(0)
+    assert sorted(first) == sorted(feed.order.numpy()) == list(range(n)) and not np.array_equal(first, feed.order)
+    # Validation keeps the fit's batch size, as Keras gives it.
+    counted = []
+    counter = keras.callbacks.LambdaCallback(on_test_batch_end=lambda batch, logs: counted.append(batch))
+    valid = np.concatenate([x, x])[:300]
+    model.fit(x, epochs=1, batch_size=50, validation_data=valid, callbacks=[counter], verbose=0)
+    assert len(counted) == 2  # 300 validation examples in 6 batches of 50, 3 steps per execution (32: 10, 4 calls)
     assert in_memory.eligible(model, x, None, {"validation_split": 0.1}) is None
     assert in_memory.eligible(model, x, None, {"shuffle": "batch"}) is None
     assert in_memory.eligible(model, x, x, {}) is None
     assert in_memory.eligible(model, x, None, {}).batch_size == 32  # Keras's default
+    monkeypatch.setattr(in_memory, "MAX_BYTES", 4 * x.size - 1)  # checked before the float32 copy
+    assert in_memory.from_array(x.astype(np.uint8), {}) is None
 
 
 def test_fit_with_dynamic_binarisation_learns_and_keeps_its_program_and_stream_across_calls(digits):

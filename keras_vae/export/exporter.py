@@ -103,7 +103,9 @@ def _check_arguments(model, format, quantize, representative_data, score_k, allo
                 f"representative_data=(x, condition), condition [n, {model.condition_dim}] (one-hot labels)."
             )
         if not conditional and isinstance(representative_data, (tuple, list)):
-            raise ExportError("representative_data of an unconditional model is one array of examples, not a pair.")
+            raise ExportError(
+                "representative_data of an unconditional model is one array of examples, not a tuple or list."
+            )
     if isinstance(score_k, bool) or not isinstance(score_k, int) or score_k < 1:
         raise ExportError(f"score_k must be a positive integer, got {score_k!r}.")
     if not isinstance(model, models.HelmholtzMachine):
