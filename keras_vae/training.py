@@ -126,26 +126,7 @@ class Trainer:
     def _record(self, values):
         for name, value in values.items():
             self._trackers[name].update_state(value)
-        return self._logs(values)
-
-    def _record_totals(self, totals):
-        """Add the metric sums of several steps to their ``Mean`` trackers at once; returns the logs.
-
-        Args:
-            totals: ``{name: [sum, count]}`` (float32), as
-                :meth:`_gradient_totals` gives them, summed over steps: what
-                ``_record`` of each step's values would add to ``Mean``'s
-                ``total`` and ``count``.
-        """
-        for name, pair in totals.items():
-            tracker = self._trackers[name]
-            tracker.total.assign_add(ops.cast(pair[0], tracker.total.dtype))
-            tracker.count.assign_add(ops.cast(pair[1], tracker.count.dtype))
-        return self._logs(totals)
-
-    def _logs(self, names):
-        """The trackers' results of ``names``, shaped for the strategy's reduction."""
-        logs = {name: self._trackers[name].result() for name in names}
+        logs = {name: self._trackers[name].result() for name in values}
         if _multi_worker():
             # Keras reduces the per-replica logs of a multi-worker job with
             # strategy.reduce("MEAN", v, axis=0), which needs a batch axis.
@@ -233,22 +214,6 @@ class Trainer:
         # In trainable_variables order, the order the optimizer's slots are
         # restored in when a saved model is loaded.
         return [routed.get(id(v)) for v in self.trainable_variables], metrics, means
-
-    def _gradient_totals(self, x, global_batch=None):
-        """``_gradients`` with each metric as ``Mean.update_state`` counts it: ``(grads, {name: [sum, count]})``.
-
-        A ``[B, ...]`` value adds the sum of its per-example means and ``B``;
-        a scalar (``kl_weight``) adds itself and 1.
-        """
-        grads, metrics, _ = self._gradients(x, global_batch)
-        totals = {}
-        for name, value in metrics.items():
-            value = ops.cast(value, "float32")
-            if len(value.shape) > 1:
-                value = ops.mean(value, axis=tuple(range(1, len(value.shape))))
-            count = ops.cast(ops.size(value), "float32")
-            totals[name] = ops.stack([ops.sum(value), count])
-        return grads, totals
 
     def _train_step(self, data, skip_nonfinite):
         """One update; returns ``(logs, finite)``, ``finite`` whether every loss was finite."""
@@ -381,40 +346,30 @@ class Trainer:
 
         The gradients come from one compiled program per replica; the global
         batch size it divides by is an argument (``global_batch``, float
-        scalar) or, without one, summed across replicas outside it. Without
-        ``update`` Keras's optimizer sums and applies the gradients here
-        through ``tf.distribute`` (cross-replica work XLA cannot hold) and
-        the step returns the logs. With ``update`` (a ``DeviceUpdate``) the
-        step returns ``(totals, gradients)``: the metric sums of this step
-        added to ``totals`` (those of the execution's earlier steps, or None),
-        which ``_record_totals`` records once per execution, and the
-        gradients, summed across replicas unless ``update.sums_locally``, for
-        the caller to apply on each device.
+        scalar) or, without one, summed across replicas outside it. With
+        ``update`` (a ``DeviceUpdate``) the step returns ``(logs, gradients)``,
+        summed across replicas unless ``update.sums_locally``: the caller
+        applies them on each device. Without, Keras's optimizer sums and applies them
+        here through ``tf.distribute`` (cross-replica work XLA cannot hold).
         """
-        if update is None:
-            gradients = self._replica_function(self._gradients)
-        else:
-            gradients = self._replica_function(self._gradient_totals)
+        gradients = self._replica_function(self._gradients)
 
-        def step(data, global_batch=None, totals=None):
+        def step(data, global_batch=None):
             x = self.step_inputs(data)
             context = tf.distribute.get_replica_context()
             if global_batch is None:
                 local = ops.cast(ops.shape(tf.nest.flatten(x)[0])[0], "float32")
                 global_batch = context.all_reduce(tf.distribute.ReduceOp.SUM, local)
+            grads, metrics, _ = gradients(x, global_batch)
             if update is None:
-                grads, metrics, _ = gradients(x, global_batch)
                 self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
                 return self._record(metrics)
-            grads, sums = gradients(x, global_batch)
-            if totals is not None:
-                sums = {name: totals[name] + value for name, value in sums.items()}
             # Which variables get a gradient, for the caller (known when traced).
             step.has_gradient = [g is not None for g in grads]
             present = [g for g in grads if g is not None]
             if not update.sums_locally:
                 present = context.all_reduce(tf.distribute.ReduceOp.SUM, present)
-            return sums, present
+            return self._record(metrics), present
 
         return step
 
@@ -439,9 +394,7 @@ class Trainer:
 
         Args:
             replica_step: ``data -> logs``, run on each replica; with
-                ``update``, ``(data, ..., totals=) -> (totals, gradients)``
-                (``_replica_train_step``), the totals recorded after the
-                execution's last step.
+                ``update``, ``data -> (logs, gradients)``.
             update: None, or the ``DeviceUpdate`` applying each step's
                 gradients on every device after the replicas' step.
             global_batch: bool, pass ``replica_step`` the global batch size
@@ -459,7 +412,6 @@ class Trainer:
         local_batch = global_batch and not _keras_compat.in_multi_worker_mode(strategy)
 
         def run_steps(batches):
-            totals = None
             for data in batches:
                 args = (data,)
                 if local_batch:
@@ -468,16 +420,11 @@ class Trainer:
                         for d in strategy.experimental_local_results(data)
                     ]
                     args = (data, ops.cast(ops.sum(ops.stack(sizes)), "float32"))
-                if update is None:
-                    outputs = strategy.run(replica_step, args=args)
-                    continue
-                totals, summed = strategy.run(replica_step, args=args, kwargs={"totals": totals})
-                summed = iter(summed)
-                update([next(summed) if has else None for has in replica_step.has_gradient])
-            if update is not None:
-                # The metrics of every step, recorded once per execution (a step's
-                # recording cost ~100 small ops outside XLA on two replicas).
-                outputs = strategy.run(self._record_totals, args=(totals,))
+                outputs = strategy.run(replica_step, args=args)
+                if update is not None:
+                    outputs, summed = outputs
+                    summed = iter(summed)
+                    update([next(summed) if has else None for has in replica_step.has_gradient])
             return _keras_compat.reduce_per_replica(outputs, strategy, "auto")
 
         if not self.run_eagerly:

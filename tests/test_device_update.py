@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import keras_vae
 from keras_vae import device_update
 
 SHAPES = [(5, 3), (3,), (3, 2)]
@@ -91,30 +90,3 @@ def test_supports_only_built_mirrored_variables():
     assert not device_update.DeviceUpdate.supports(plain_optimizer, plain, strategy)
     assert not device_update.DeviceUpdate.supports(optimizer, variables, tf.distribute.OneDeviceStrategy("/cpu:0"))
 
-
-def test_metric_totals_record_what_recording_each_step_would():
-    """``_record_totals`` of summed ``_gradient_totals`` equals ``_record`` of every step (scalar metrics too)."""
-    x = (np.random.default_rng(0).random((64, 16)) < 0.3).astype("float32")
-    model = keras_vae.VAE(16, latent_dim=2, hidden_dims=(8,), beta=2.0, kl_warmup_steps=8, seed=0)
-    model.compile(keras.optimizers.Adam(1e-3))
-    model.optimizer.build(model.trainable_variables)
-    model.optimizer.iterations.assign(3)
-    batches = [x[:40], x[40:]]
-    outputs = [model._gradients(b, 64.0) for b in batches]
-    for tracker in model.metrics:
-        tracker.reset_state()
-    for _, metrics, _ in outputs:
-        expected = {name: float(v) for name, v in model._record(metrics).items()}
-    assert np.ndim(outputs[0][1]["kl_weight"]) == 0 and expected["kl_weight"] == pytest.approx(2.0 * 3 / 8)
-    for tracker in model.metrics:
-        tracker.reset_state()
-    replay = iter(outputs)
-    model._gradients = lambda b, global_batch=None: next(replay)  # the same draws as above
-    totals = None
-    for b in batches:
-        _, sums = model._gradient_totals(b, 64.0)
-        totals = sums if totals is None else {name: totals[name] + value for name, value in sums.items()}
-    got = {name: float(v) for name, v in model._record_totals(totals).items()}
-    assert got.keys() == expected.keys()
-    for name in expected:
-        assert got[name] == pytest.approx(expected[name], rel=1e-6), name
