@@ -213,7 +213,8 @@ def from_array(x, kwargs):
         An :class:`ArraySource` (float32, no binarisation, the last batch
         kept even if smaller, its seed drawn from numpy's global generator),
         or None where Keras's own handling is needed (not a numeric array,
-        ``validation_split``, ``shuffle="batch"``).
+        ``validation_split``, ``shuffle="batch"``, more than ``MAX_BYTES`` as
+        float32).
     """
     if not isinstance(x, np.ndarray) or x.ndim < 2 or x.dtype.kind not in "biuf":
         return None

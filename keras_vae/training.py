@@ -604,7 +604,8 @@ class Trainer:
         per_execution = int(self.steps_per_execution or 1)
         # One feed per source and model: the device copy is made once, and
         # each fit call continues the source's stream of epochs (a fresh
-        # order and draw every epoch, as the pipeline itself gives).
+        # order and draw every epoch, as the pipeline itself gives). A numpy
+        # array is a new source at every call (in_memory.from_array).
         feeds = self.__dict__.setdefault("_in_memory_feeds", weakref.WeakKeyDictionary())
         feed = feeds.get(source)
         if feed is None:

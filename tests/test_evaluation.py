@@ -349,6 +349,27 @@ def _load_benchmark(name):
     return module
 
 
+def _cut_in_second_epoch(progress_class, run):
+    """``run()`` killed (``KeyboardInterrupt``) when ``progress_class.on_epoch_end`` ends epoch 2.
+
+    The progress callback runs before the checkpoint callback, so the last
+    checkpoint is that of epoch 1.
+    """
+    original = progress_class.on_epoch_end
+
+    def killed_in_second_epoch(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    progress_class.on_epoch_end = killed_in_second_epoch
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run()
+    finally:
+        progress_class.on_epoch_end = original
+
+
 @pytest.mark.slow
 def test_reproduce_burda_harness_tiny_budget(tmp_path):
     if not os.environ.get("KERAS_VAE_MNIST_PATH"):
@@ -383,19 +404,7 @@ def test_reproduce_burda_resumes_a_cut_row(tmp_path, capsys):
     common = ["--schedule", "fast", "--curve-every", "0", "--limit-train", "300", "--limit-test", "50",
               "--k-eval", "10", "--rows", "1L-VAE-k1", "--batch-size", "100", "--out", str(out)]
 
-    original = harness.RowProgress.on_epoch_end
-
-    def killed_in_second_epoch(self, epoch, logs=None):
-        original(self, epoch, logs)
-        if epoch == 1:  # before the backup of epoch 2 is written
-            raise KeyboardInterrupt
-
-    harness.RowProgress.on_epoch_end = killed_in_second_epoch
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            harness.main(common + ["--epochs", "3"])
-    finally:
-        harness.RowProgress.on_epoch_end = original
+    _cut_in_second_epoch(harness.RowProgress, lambda: harness.main(common + ["--epochs", "3"]))
     assert not out.with_suffix(".json").exists()
     capsys.readouterr()
     rows = harness.main(common + ["--epochs", "3"])
@@ -416,19 +425,7 @@ def test_rws_bornschein_continues_a_row_under_a_larger_time_limit(tmp_path, caps
     common = ["--rows", "5-20", "--k-train", "2", "--epochs", "4", "--limit-train", "300", "--valid-images", "50",
               "--k-valid", "5", "--limit-test", "20", "--k-eval", "10", "--out", str(out)]  # fmt: skip
 
-    original = harness.Progress.on_epoch_end
-
-    def killed_in_second_epoch(self, epoch, logs=None):
-        original(self, epoch, logs)
-        if epoch == 1:  # before the checkpoint of epoch 2 is written
-            raise KeyboardInterrupt
-
-    harness.Progress.on_epoch_end = killed_in_second_epoch
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            harness.main(common + ["--minutes", "5"])
-    finally:
-        harness.Progress.on_epoch_end = original
+    _cut_in_second_epoch(harness.Progress, lambda: harness.main(common + ["--minutes", "5"]))
     capsys.readouterr()
     # Cut during training: a new time limit continues the checkpoint (here already out of time: 1 epoch).
     assert harness.main(common + ["--minutes", "1e-6"]) == 0

@@ -186,11 +186,9 @@ def export_model(
     metadata = metadata_lib.build(model, module, input_scaling)
     calibration = None
     if "int8" in quantize:
-        if getattr(model, "condition_dim", None) is not None:
-            x, condition = representative_data
-            calibration = tflite.calibration_data(module, model, x, condition=condition)
-        else:
-            calibration = tflite.calibration_data(module, model, representative_data)
+        conditional = getattr(model, "condition_dim", None) is not None
+        x, condition = representative_data if conditional else (representative_data, None)
+        calibration = tflite.calibration_data(module, model, x, condition=condition)
 
     with tempfile.TemporaryDirectory(prefix="keras-vae-export-") as tmp:
         staging = pathlib.Path(tmp)
