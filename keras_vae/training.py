@@ -126,7 +126,11 @@ class Trainer:
     def _record(self, values):
         for name, value in values.items():
             self._trackers[name].update_state(value)
-        logs = {name: self._trackers[name].result() for name in values}
+        return self._results(values)
+
+    def _results(self, names):
+        """The logs of the metrics ``names``: their trackers' results."""
+        logs = {name: self._trackers[name].result() for name in names}
         if _multi_worker():
             # Keras reduces the per-replica logs of a multi-worker job with
             # strategy.reduce("MEAN", v, axis=0), which needs a batch axis.
@@ -361,6 +365,7 @@ class Trainer:
                 local = ops.cast(ops.shape(tf.nest.flatten(x)[0])[0], "float32")
                 global_batch = context.all_reduce(tf.distribute.ReduceOp.SUM, local)
             grads, metrics, _ = gradients(x, global_batch)
+            step.names = list(metrics)  # What the step logs (known when traced).
             if update is None:
                 self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
                 return self._record(metrics)
@@ -378,23 +383,30 @@ class Trainer:
         test_metrics = self._replica_function(self._test_metrics)
 
         def step(data):
-            return self._record(test_metrics(self.step_inputs(data)))
+            metrics = test_metrics(self.step_inputs(data))
+            step.names = list(metrics)
+            return self._record(metrics)
 
         return step
 
     def _distributed_function(self, replica_step, update=None, global_batch=False):
         """A ``fit``/``evaluate`` function running ``replica_step`` under the model's strategy.
 
-        One call runs ``steps_per_execution`` steps as one graph. The steps
-        are unrolled in that graph, not looped: the gradient all-reduce is a
-        cross-replica call, which cannot sit in the body of a graph loop (why
-        Keras's own multi-step loop fails under strategies, keras-team/keras
-        issue 19246). The last steps of an epoch, fewer than an execution,
-        run one per call.
+        One call runs ``steps_per_execution`` steps as one graph, which also
+        pulls their batches from the (distributed) iterator: each step runs
+        if its batch exists, so the last execution of an epoch may run
+        fewer. Pulling the batches in Python instead cost about a millisecond
+        per step on two CPU devices, and its hand-offs between Python and
+        TensorFlow's threads made whole epochs several times slower at
+        random. The steps are unrolled in the graph, not looped: the
+        gradient all-reduce is a cross-replica call, which cannot sit in the
+        body of a graph loop (why Keras's own multi-step loop fails under
+        strategies, keras-team/keras issue 19246).
 
         Args:
             replica_step: ``data -> logs``, run on each replica; with
-                ``update``, ``data -> (logs, gradients)``.
+                ``update``, ``data -> (logs, gradients)``. Its ``names``
+                attribute, set when it is traced, lists the metrics it logs.
             update: None, or the ``DeviceUpdate`` applying each step's
                 gradients on every device after the replicas' step.
             global_batch: bool, pass ``replica_step`` the global batch size
@@ -404,49 +416,64 @@ class Trainer:
                 on two CPU devices). Across workers the step sums it itself.
 
         Returns:
-            ``iterator -> logs``, as Keras's ``train_function``.
+            ``iterator -> logs``, as Keras's ``train_function``; it raises
+            ``StopIteration`` when the iterator has no batch left.
         """
         strategy = self.distribute_strategy
         n = int(self.steps_per_execution or 1)
-
         local_batch = global_batch and not _keras_compat.in_multi_worker_mode(strategy)
 
-        def run_steps(batches):
-            for data in batches:
-                args = (data,)
-                if local_batch:
-                    sizes = [
-                        ops.shape(tf.nest.flatten(self.step_inputs(d))[0])[0]
-                        for d in strategy.experimental_local_results(data)
-                    ]
-                    args = (data, ops.cast(ops.sum(ops.stack(sizes)), "float32"))
-                outputs = strategy.run(replica_step, args=args)
-                if update is not None:
-                    outputs, summed = outputs
-                    summed = iter(summed)
-                    update([next(summed) if has else None for has in replica_step.has_gradient])
-            return _keras_compat.reduce_per_replica(outputs, strategy, "auto")
+        def run_step(data):
+            args = (data,)
+            if local_batch:
+                sizes = [
+                    ops.shape(tf.nest.flatten(self.step_inputs(d))[0])[0]
+                    for d in strategy.experimental_local_results(data)
+                ]
+                args = (data, ops.cast(ops.sum(ops.stack(sizes)), "float32"))
+            outputs = strategy.run(replica_step, args=args)
+            if update is not None:
+                outputs, summed = outputs
+                summed = iter(summed)
+                update([next(summed) if has else None for has in replica_step.has_gradient])
+            return outputs
 
-        if not self.run_eagerly:
-            run_steps = tf.function(run_steps, reduce_retracing=True)
+        def logs():
+            return _keras_compat.reduce_per_replica(
+                strategy.run(lambda: self._results(replica_step.names)), strategy, "auto"
+            )
+
+        def pull_and_run(iterator):
+            ran = tf.constant(0)
+            for _ in range(n):
+                optional = iterator.get_next_as_optional()
+
+                def step(optional=optional):
+                    run_step(optional.get_value())
+                    return tf.constant(1)
+
+                ran += tf.cond(optional.has_value(), step, lambda: tf.constant(0))
+            return ran, logs()
+
+        eager = self.run_eagerly
+        step_function = run_step if eager else tf.function(run_step, reduce_retracing=True)
+        logs_function = logs if eager else tf.function(logs)
+        pull_and_run = tf.function(pull_and_run, reduce_retracing=True)
 
         def function(iterator):
-            if isinstance(iterator, (tf.data.Iterator, tf.distribute.DistributedIterator)):
-                batches = []
-                for _ in range(n):
-                    optional = iterator.get_next_as_optional()
-                    if not optional.has_value():
-                        break
-                    batches.append(optional.get_value())
-            else:
-                batches = [data for _, data in zip(range(n), iterator)]
-            if not batches:
+            if not eager and isinstance(iterator, (tf.data.Iterator, tf.distribute.DistributedIterator)):
+                ran, values = pull_and_run(iterator)
+                if not int(ran):
+                    raise StopIteration
+                return values
+            # Eagerly, or from another iterator: one step at a time.
+            ran = 0
+            for _, data in zip(range(n), iterator):
+                step_function(data)
+                ran += 1
+            if not ran:
                 raise StopIteration
-            if len(batches) == n:
-                return run_steps(batches)
-            for data in batches:
-                logs = run_steps([data])
-            return logs
+            return logs_function()
 
         return function
 
