@@ -8,6 +8,9 @@ interleaved (A B C A B C ...), so they share the machine's load:
 - ``one device``: no strategy, keras-vae's defaults (XLA, fused steps);
 - ``mirrored, defaults``: the same model built under ``MirroredStrategy`` over the
   logical devices with ``compile``'s defaults there (or ``--steps-per-execution``);
+- ``mirrored, defaults, a new iterator every epoch``: the same, with the dataset
+  read as Keras reads it, a new (multi-device) iterator every epoch, instead of
+  one for the whole ``fit`` (``keras_vae.training.one_iterator_per_fit``);
 - ``mirrored, XLA, N steps per call``: ``compile(jit_compile=True,
   steps_per_execution=--xla-steps)`` under the strategy;
 - ``mirrored, XLA, N steps per call, Keras's optimizer update``: the same, with
@@ -16,10 +19,12 @@ interleaved (A B C A B C ...), so they share the machine's load:
 - ``mirrored, no XLA, 1 step per call``: ``compile(jit_compile=False,
   steps_per_execution=1)`` under the strategy.
 
-Printed per row: milliseconds per global step (median over ``--repeats``
-epochs of ``--steps`` steps), examples/s overall and per replica, the ratio to
-one device, the first epoch's time (tracing and compilation) and the final
-training ELBO. Run::
+Each row trains ``--repeats`` fit calls of ``--epochs-per-fit`` epochs of
+``--steps`` steps. Printed per row: milliseconds per global step (median over
+the epochs after the first of each call, timed from the epoch's start to its
+end), examples/s overall and per replica, the ratio to one device, the time
+of a fit call outside its epochs (starting and ending it), the first fit's
+time (tracing and compilation) and the final training ELBO. Run::
 
     KERAS_VAE_MNIST_PATH=mnist.npz python benchmarks/distributed_step.py --json benchmarks/results/distributed_step.json
 """
@@ -38,9 +43,15 @@ def parse_args(argv=None):
     parser.add_argument("--preset", default="burda_1layer")
     parser.add_argument("--batch-size", type=int, default=100, help="global batch size")
     parser.add_argument("--steps", type=int, default=256, help="global steps per timed epoch")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="fit calls per row")
+    parser.add_argument("--epochs-per-fit", type=int, default=3, help="epochs per fit call; the first is not timed")
     parser.add_argument("--steps-per-execution", default="auto", help="compile's setting for the mirrored default row")
     parser.add_argument("--xla-steps", type=int, default=16, help="steps per call of the mirrored XLA row")
+    parser.add_argument(
+        "--intra-op-threads", default="auto",
+        help="split_cpu's intra-op pool: auto (the cores' share per device), N, or 0 (TensorFlow's default, "
+        "every core; what one device gets outside split_cpu)",
+    )
     parser.add_argument("--json", default=None, help="also write the results here")
     return parser.parse_args(argv)
 
@@ -50,7 +61,8 @@ def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from keras_vae import distribute
 
-    distribute.split_cpu(args.devices)
+    threads = args.intra_op_threads if args.intra_op_threads == "auto" else int(args.intra_op_threads)
+    distribute.split_cpu(args.devices, intra_op_threads=threads)
     import keras
     import numpy as np
     import tensorflow as tf
@@ -76,6 +88,7 @@ def main(argv=None):
     rows = {
         "one device": build(contextlib_null()),
         "mirrored, defaults": build(strategy.scope(), steps_per_execution=spe),
+        KERAS_ITERATORS: build(strategy.scope(), steps_per_execution=spe),
         f"mirrored, XLA, {args.xla_steps} steps per call": build(
             strategy.scope(), jit_compile=True, steps_per_execution=args.xla_steps
         ),
@@ -86,35 +99,56 @@ def main(argv=None):
     }
     print(
         f"{args.preset}, global batch {args.batch_size}, {args.steps} steps per epoch, "
-        f"{strategy.num_replicas_in_sync} replicas on {os.cpu_count()} CPUs"
+        f"{strategy.num_replicas_in_sync} replicas on {os.cpu_count()} CPUs, "
+        f"intra-op threads {tf.config.threading.get_intra_op_parallelism_threads() or 'default (every core)'}"
     )
-    first, times, elbo = {}, {name: [] for name in rows}, {}
-    for name, model in rows.items():
+    class EpochTimer(keras.callbacks.Callback):
+        """Milliseconds per step of each epoch of a fit call, from its start to its end."""
+
+        def __init__(self):
+            super().__init__()
+            self.ms = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.ms.append(1000 * (time.perf_counter() - self.start) / args.steps)
+
+    def fit(name, epochs):
+        timer = EpochTimer()
         start = time.perf_counter()
-        model.fit(data, epochs=1, verbose=0)
-        first[name] = time.perf_counter() - start
+        with per_epoch_iterators(name == KERAS_ITERATORS):
+            history = rows[name].fit(data, epochs=epochs, verbose=0, callbacks=[timer])
+        return time.perf_counter() - start, timer.ms, float(history.history["elbo"][-1])
+
+    first, times, outside, elbo = {}, {name: [] for name in rows}, {name: [] for name in rows}, {}
+    for name, model in rows.items():
+        first[name], _, _ = fit(name, 1)
         print(f"  {name}: first epoch (tracing, compilation) {first[name]:.1f} s "
               f"[jit_compile={model.jit_compile}, steps_per_execution={model.steps_per_execution}]", flush=True)
     for _ in range(args.repeats):
-        for name, model in rows.items():
-            start = time.perf_counter()
-            history = model.fit(data, epochs=1, verbose=0)
-            times[name].append(1000 * (time.perf_counter() - start) / args.steps)
-            elbo[name] = float(history.history["elbo"][-1])
+        for name in rows:
+            seconds, epochs, elbo[name] = fit(name, args.epochs_per_fit)
+            times[name] += epochs[1:]
+            outside[name].append(seconds - sum(epochs) * args.steps / 1000)
     single = statistics.median(times["one device"])
-    print("\n| row | ms per global step (median) | runs | examples/s | per replica | vs one device | "
-          "first epoch s | train ELBO |")
-    print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |")
+    print("\n| row | ms per global step (median) | epochs | examples/s | per replica | vs one device | "
+          "fit call outside its epochs, s | first epoch s | train ELBO |")
+    print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     report = {"preset": args.preset, "batch_size": args.batch_size, "steps": args.steps,
+              "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
               "replicas": strategy.num_replicas_in_sync, "rows": {}}  # fmt: skip
     for name, values in times.items():
         ms = statistics.median(values)
         replicas = 1 if name == "one device" else strategy.num_replicas_in_sync
         per_second = 1000 * args.batch_size / ms
         print(f"| {name} | {ms:.2f} | {', '.join(f'{v:.2f}' for v in values)} | {per_second:,.0f} | "
-              f"{per_second / replicas:,.0f} | {ms / single:.2f}x | {first[name]:.1f} | {elbo[name]:.2f} |")
+              f"{per_second / replicas:,.0f} | {ms / single:.2f}x | {statistics.median(outside[name]):.2f} | "
+              f"{first[name]:.1f} | {elbo[name]:.2f} |")
         report["rows"][name] = {"ms_per_step": values, "median_ms": ms, "vs_one_device": ms / single,
                                 "first_epoch_seconds": first[name], "train_elbo": elbo[name],
+                                "fit_seconds_outside_epochs": outside[name],
                                 "jit_compile": bool(rows[name].jit_compile),
                                 "steps_per_execution": int(rows[name].steps_per_execution)}  # fmt: skip
     if args.json:
@@ -122,6 +156,22 @@ def main(argv=None):
             json.dump(report, f, indent=1)
         print(f"wrote {args.json}")
     return 0
+
+
+#: The row whose fit calls make a new dataset iterator every epoch, as Keras does.
+KERAS_ITERATORS = "mirrored, defaults, a new iterator every epoch"
+
+
+def per_epoch_iterators(active):
+    """Within the block (if ``active``), ``fit`` under a strategy reads datasets as Keras does: an iterator per epoch."""
+    import contextlib
+    from unittest import mock
+
+    from keras_vae import training
+
+    if not active:
+        return contextlib.nullcontext()
+    return mock.patch.object(training, "one_iterator_per_fit", lambda data, kwargs, key: data)
 
 
 def contextlib_null():
