@@ -1,4 +1,4 @@
-"""The private Keras APIs keras-vae relies on, gathered in one place.
+"""The private Keras (and TensorFlow) APIs keras-vae relies on, gathered in one place.
 
 Keras has no public API for these; each is read defensively and used only
 here. Tested with Keras 3.15.1 on TensorFlow 2.21 (``setup.py`` admits Keras
@@ -38,6 +38,21 @@ def reduce_per_replica(values, strategy, reduction="auto"):
     from keras.src.backend.tensorflow import trainer
 
     return trainer.reduce_per_replica(values, strategy, reduction=reduction)
+
+
+def iterator_is_infinite(iterator):
+    """Whether a (distributed) dataset iterator is known never to end.
+
+    A ``tf.distribute`` iterator of an infinite dataset builds its
+    ``get_next_as_optional`` as a plain ``get_next``, and its type spec does
+    not say so: a ``tf.function`` traced with one must not be reused for a
+    finite one. Reads ``DistributedIterator._cardinality`` (TensorFlow's);
+    False for iterators without it.
+    """
+    import tensorflow as tf
+
+    cardinality = getattr(iterator, "_cardinality", None)
+    return cardinality is not None and int(cardinality) == int(tf.data.INFINITE_CARDINALITY)
 
 
 def in_multi_worker_mode(strategy):

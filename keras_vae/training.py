@@ -123,7 +123,8 @@ def one_iterator_per_fit(data, kwargs, steps_key):
     ``data.repeat()`` and the epoch's length, Keras keeps one iterator for
     the whole ``fit``; each epoch still reads every batch of one pass over
     ``data`` in that pass's order (a dataset that reshuffles each iteration
-    reshuffles each pass).
+    reshuffles each pass), and the last execution of an epoch runs only the
+    epoch's remaining steps (``Trainer._distributed_function``).
 
     Args:
         data: ``fit``'s ``x`` or ``validation_data``.
@@ -132,16 +133,17 @@ def one_iterator_per_fit(data, kwargs, steps_key):
         steps_key: ``"steps_per_epoch"`` or ``"validation_steps"``.
 
     Returns:
-        ``data.repeat()`` for a ``tf.data.Dataset`` of known, finite, non-zero
-        length when ``kwargs`` does not set ``steps_key``; else ``data``.
+        ``(data.repeat(), batches)`` for a ``tf.data.Dataset`` of known,
+        finite, non-zero length when ``kwargs`` does not set ``steps_key``;
+        else ``(data, None)``.
     """
     if not isinstance(data, tf.data.Dataset) or kwargs.get(steps_key) is not None:
-        return data
+        return data, None
     batches = int(data.cardinality())
     if batches <= 0:  # Unknown, infinite or empty.
-        return data
+        return data, None
     kwargs[steps_key] = batches
-    return data.repeat()
+    return data.repeat(), batches
 
 
 class Trainer:
@@ -293,7 +295,7 @@ class Trainer:
         if self._distributed():
             update = self._device_update()
             self.train_function = self._distributed_function(
-                self._replica_train_step(update), update, global_batch=True
+                self._replica_train_step(update), "train", update, global_batch=True
             )
             return self.train_function
         if not (
@@ -422,7 +424,7 @@ class Trainer:
 
         return step
 
-    def _distributed_function(self, replica_step, update=None, global_batch=False):
+    def _distributed_function(self, replica_step, kind, update=None, global_batch=False):
         """A ``fit``/``evaluate`` function running ``replica_step`` under the model's strategy.
 
         One call runs ``steps_per_execution`` steps as one graph, which also
@@ -440,6 +442,9 @@ class Trainer:
             replica_step: ``data -> logs``, run on each replica; with
                 ``update``, ``data -> (logs, gradients)``. Its ``names``
                 attribute, set when it is traced, lists the metrics it logs.
+            kind: ``"train"`` or ``"test"``: which of the datasets ``fit``
+                repeated (``one_iterator_per_fit``) the function reads; a call
+                runs at most the steps left in that dataset's epoch.
             update: None, or the ``DeviceUpdate`` applying each step's
                 gradients on every device after the replicas' step.
             global_batch: bool, pass ``replica_step`` the global batch size
@@ -476,32 +481,53 @@ class Trainer:
                 strategy.run(lambda: self._results(replica_step.names)), strategy, "auto"
             )
 
-        def pull_and_run(iterator):
+        def pull_and_run(iterator, limit):
             ran = tf.constant(0)
-            for _ in range(n):
-                optional = iterator.get_next_as_optional()
+            for i in range(n):
 
-                def step(optional=optional):
-                    run_step(optional.get_value())
-                    return tf.constant(1)
+                def step():
+                    optional = iterator.get_next_as_optional()
 
-                ran += tf.cond(optional.has_value(), step, lambda: tf.constant(0))
+                    def run():
+                        run_step(optional.get_value())
+                        return tf.constant(1)
+
+                    return tf.cond(optional.has_value(), run, lambda: tf.constant(0))
+
+                # No batch is pulled past the limit: it belongs to the next epoch.
+                ran += step() if i == 0 else tf.cond(i < limit, step, lambda: tf.constant(0))
             return ran, logs()
 
         eager = self.run_eagerly
         step_function = run_step if eager else tf.function(run_step, reduce_retracing=True)
         logs_function = logs if eager else tf.function(logs)
-        pull_and_run = tf.function(pull_and_run, reduce_retracing=True)
+        # One program for iterators of infinite datasets, one for the others
+        # (their batches are pulled differently).
+        pull_and_run = {infinite: tf.function(pull_and_run, reduce_retracing=True) for infinite in (False, True)}
+        position = {"iterator": lambda: None, "steps": 0}
+
+        def steps_left(iterator):
+            # Steps of this execution: n, or the rest of the epoch of a repeated dataset,
+            # counted from the first call with this iterator.
+            epoch = self.__dict__.get("_repeated_epoch_steps", {}).get(kind)
+            if not epoch:
+                return n
+            if position["iterator"]() is not iterator:
+                position["iterator"], position["steps"] = weakref.ref(iterator), 0
+            limit = min(n, epoch - position["steps"] % epoch)
+            position["steps"] += limit
+            return limit
 
         def function(iterator):
             if not eager and isinstance(iterator, (tf.data.Iterator, tf.distribute.DistributedIterator)):
-                ran, values = pull_and_run(iterator)
+                program = pull_and_run[_keras_compat.iterator_is_infinite(iterator)]
+                ran, values = program(iterator, tf.constant(steps_left(iterator), tf.int32))
                 if not int(ran):
                     raise StopIteration
                 return values
             # Eagerly, or from another iterator: one step at a time.
             ran = 0
-            for _, data in zip(range(n), iterator):
+            for _, data in zip(range(steps_left(iterator)), iterator):
                 step_function(data)
                 ran += 1
             if not ran:
@@ -516,7 +542,7 @@ class Trainer:
             return self.test_function
         super().make_test_function(force=True)
         if self._distributed():
-            self.test_function = self._distributed_function(self._replica_test_step())
+            self.test_function = self._distributed_function(self._replica_test_step(), "test")
         return self.test_function
 
     def _test_metrics(self, x):
@@ -642,9 +668,19 @@ class Trainer:
         source = in_memory.eligible(self, x, y, kwargs)
         if source is not None:
             return self._fit_in_memory(source, validation_data, callbacks, kwargs)
+        repeated = {}
         if self._distributed():
-            x = one_iterator_per_fit(x, kwargs, "steps_per_epoch")
-            validation_data = one_iterator_per_fit(validation_data, kwargs, "validation_steps")
+            x, repeated["train"] = one_iterator_per_fit(x, kwargs, "steps_per_epoch")
+            validation_data, repeated["test"] = one_iterator_per_fit(validation_data, kwargs, "validation_steps")
+        # Read by the distributed functions (not tracked by Keras).
+        self.__dict__["_repeated_epoch_steps"] = repeated
+        try:
+            return self._fit_keras(x, y, validation_data, callbacks, kwargs)
+        finally:
+            self.__dict__["_repeated_epoch_steps"] = {}
+
+    def _fit_keras(self, x, y, validation_data, callbacks, kwargs):
+        """``keras.Model.fit``, an epoch shorter than one execution run in one execution."""
         per_execution = int(self.steps_per_execution or 1)
         steps = _steps_per_epoch(x, kwargs)
         if steps is None or steps >= per_execution:
