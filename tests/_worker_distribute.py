@@ -52,7 +52,10 @@ def main(argv=None):
     probs = (load_digits().data[: args.examples] / 16.0).astype("float32")
     x = (np.random.default_rng(0).random(probs.shape) < probs).astype("float32")
     ds = tf.data.Dataset.from_tensor_slices(x).batch(args.batch_size)
-    result = {"replicas": np.asarray(strategy.num_replicas_in_sync)}
+    result = {
+        "replicas": np.asarray(strategy.num_replicas_in_sync),
+        "intra_op_threads": np.asarray(tf.config.threading.get_intra_op_parallelism_threads()),
+    }
 
     # Noise: the same 8 examples on every replica; their draws must differ.
     with strategy.scope():
@@ -91,7 +94,11 @@ def main(argv=None):
                 )
             optimizer = keras.optimizers.Adam(**{"learning_rate": 1e-2, **json.loads(args.optimizer)})
             model.compile(optimizer=optimizer, **json.loads(args.compile))
-        history = model.fit(ds, epochs=args.epochs, verbose=0)
+        # Validated every epoch, then evaluated: the datasets fit repeats (one iterator per fit)
+        # and a finite one after them.
+        history = model.fit(ds, epochs=args.epochs, validation_data=ds, verbose=0)
+        for metric, value in model.evaluate(ds, verbose=0, return_dict=True).items():
+            result[f"{name}_evaluate_{metric}"] = np.asarray(value, "float64")
         for i, v in enumerate(model.get_weights()):
             result[f"{name}_w{i}"] = np.asarray(v)
         result[f"{name}_loss"] = np.asarray(history.history["loss"], "float64")

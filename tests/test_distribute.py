@@ -10,6 +10,7 @@ import os
 import pathlib
 import subprocess
 import sys
+from unittest import mock
 
 import keras
 import numpy as np
@@ -112,8 +113,17 @@ def test_two_mirrored_replicas_match_one_device(runs, model):
     logged = sorted(k for k in single.files if k.startswith(f"{model}_history_"))
     assert logged == sorted(k for k in mirrored.files if k.startswith(f"{model}_history_"))
     assert (f"{model}_history_kl_weight" in logged) == (model == "hm")
+    assert f"{model}_history_val_elbo" in logged
     for key in logged:
         np.testing.assert_allclose(single[key], mirrored[key], rtol=1e-5, err_msg=key)
+    # evaluate after fit: every metric, the same values.
+    scores = sorted(k for k in single.files if k.startswith(f"{model}_evaluate_"))
+    assert f"{model}_evaluate_elbo" in scores
+    assert scores == sorted(k for k in mirrored.files if k.startswith(f"{model}_evaluate_"))
+    for key in scores:
+        np.testing.assert_allclose(single[key], mirrored[key], rtol=1e-5, err_msg=key)
+    # split_cpu gave each of the 2 devices its share of the cores' intra-op threads.
+    assert int(mirrored["intra_op_threads"]) == max(1, distribute.host_cores() // 2)
     # Under the strategy each replica's step was one XLA program, two steps per execution,
     # and the optimizer step one program per device, leaving the copies identical.
     assert int(mirrored[f"{model}_steps_per_execution"]) == 2
@@ -180,6 +190,8 @@ def test_multi_worker_matches_one_device_and_workers_agree(runs, tmp_path):
     for model in ("vae", "hm"):
         _assert_same_weights(results[0], results[1], model, atol=0.0)  # Identical on both workers.
         _assert_same_weights(results[0], runs["single"], model)
+        for result in results:
+            np.testing.assert_allclose(result[f"{model}_evaluate_elbo"], runs["single"][f"{model}_evaluate_elbo"], rtol=1e-5)
         assert bool(results[0][f"{model}_device_update"]) and bool(results[0][f"{model}_copies_equal"])
     assert int(results[0]["replicas"]) == 2
     # Each worker's replica draws its own noise.
@@ -344,6 +356,50 @@ def test_compile_defaults_under_a_strategy_xla_and_unrolled_steps(monkeypatch, b
     history = model.fit(x, epochs=2, batch_size=32, verbose=0)
     assert int(model.optimizer.iterations.numpy()) == 14 and model._device_update() is not None
     assert history.history["loss"][-1] < history.history["loss"][0]
+
+
+def test_one_iterator_per_fit_repeats_finite_datasets_only():
+    finite = tf.data.Dataset.range(10).batch(4)  # 3 batches.
+    kwargs = {}
+    repeated, steps = keras_vae.training.one_iterator_per_fit(finite, kwargs, "steps_per_epoch")
+    assert steps == 3 and kwargs == {"steps_per_epoch": 3}
+    assert int(repeated.cardinality()) == int(tf.data.INFINITE_CARDINALITY)
+    assert [b.numpy().tolist() for b in repeated.take(4)] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9], [0, 1, 2, 3]]
+    # Left as they are: steps given, unknown length, infinite, not a dataset.
+    given = {"steps_per_epoch": 2}
+    assert keras_vae.training.one_iterator_per_fit(finite, given, "steps_per_epoch") == (finite, None)
+    unknown = finite.filter(lambda b: True)
+    for data in (unknown, finite.repeat(), np.zeros((4, 2)), None):
+        kwargs = {}
+        assert keras_vae.training.one_iterator_per_fit(data, kwargs, "validation_steps") == (data, None)
+        assert kwargs == {}
+
+
+def test_under_a_strategy_fit_keeps_one_iterator_and_runs_each_epoch_exactly(binary_digits):
+    """A finite dataset is read through one iterator per fit (repeated), with the same results as Keras's
+    iterator per epoch: 5 batches per epoch in executions of 2 steps (2, 2, 1), 3 validation batches."""
+    x = binary_digits[0][:500]
+    train = tf.data.Dataset.from_tensor_slices(x).batch(100)
+    valid = tf.data.Dataset.from_tensor_slices(x[:300]).batch(100)
+    results = []
+    for repeat in (True, False):
+        with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
+            model = keras_vae.VAE(64, latent_dim=2, hidden_dims=(8,), seed=0)
+            model.compile(keras.optimizers.Adam(1e-2), steps_per_execution=2, jit_compile=False)
+        identity = (lambda data, kwargs, key: (data, None)) if not repeat else keras_vae.training.one_iterator_per_fit
+        with mock.patch.object(keras_vae.training, "one_iterator_per_fit", identity):
+            history = model.fit(train, epochs=3, validation_data=valid, verbose=0)
+        assert int(model.optimizer.iterations.numpy()) == 15
+        assert len(history.history["val_elbo"]) == 3
+        # A finite dataset after an infinite one: every batch read, none past its end.
+        scores = model.evaluate(valid, verbose=0, return_dict=True)
+        assert set(scores) >= {"elbo", "kl", "reconstruction"}
+        results.append((model.get_weights(), history.history))
+    (w_repeat, h_repeat), (w_keras, h_keras) = results
+    for a, b in zip(w_repeat, w_keras):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    for name in ("loss", "val_elbo"):
+        np.testing.assert_allclose(h_repeat[name], h_keras[name], rtol=1e-5)
 
 
 def test_explicit_compile_settings_are_kept(tmp_path, binary_digits):
