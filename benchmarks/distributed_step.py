@@ -1,11 +1,16 @@
-"""The global training step under ``MirroredStrategy`` against one device, in one process.
+"""The global training step under ``MirroredStrategy`` against one device.
 
-The CPU is split into ``--devices`` logical devices (``keras_vae.distribute.split_cpu``);
-every row trains ``presets.from_preset(--preset)`` with Adam(1e-3) on the same
-binarised MNIST batches (global batch ``--batch-size``) and the rows are timed
-interleaved (A B C A B C ...), so they share the machine's load:
+The CPU is split into ``--devices`` logical devices (``keras_vae.distribute.split_cpu``,
+which also gives each device its share of the cores' intra-op threads, or
+``--intra-op-threads``); every row trains ``presets.from_preset(--preset)``
+with Adam(1e-3) on the same binarised MNIST batches (global batch
+``--batch-size``) and the rows are timed in turn (A B C A B C ...), so they
+share the machine's load:
 
-- ``one device``: no strategy, keras-vae's defaults (XLA, fused steps);
+- ``one device, own process, every core``: no strategy, keras-vae's defaults
+  (XLA, fused steps), in a second process that keeps TensorFlow's default
+  threads (what one device gets without ``split_cpu``);
+- ``one device``: the same in the benchmark's process (the split's threads);
 - ``mirrored, defaults``: the same model built under ``MirroredStrategy`` over the
   logical devices with ``compile``'s defaults there (or ``--steps-per-execution``);
 - ``mirrored, defaults, a new iterator every epoch``: the same, with the dataset
@@ -22,19 +27,26 @@ interleaved (A B C A B C ...), so they share the machine's load:
 Each row trains ``--repeats`` fit calls of ``--epochs-per-fit`` epochs of
 ``--steps`` steps. Printed per row: milliseconds per global step (median over
 the epochs after the first of each call, timed from the epoch's start to its
-end), examples/s overall and per replica, the ratio to one device, the time
-of a fit call outside its epochs (starting and ending it), the first fit's
-time (tracing and compilation) and the final training ELBO. Run::
+end), examples/s overall and per replica, the ratio to the faster one-device
+row, the time of a fit call outside its epochs (starting and ending it), the
+first fit's time (tracing and compilation) and the final training ELBO. Run::
 
     KERAS_VAE_MNIST_PATH=mnist.npz python benchmarks/distributed_step.py --json benchmarks/results/distributed_step.json
 """
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
+
+#: The row trained in a process of its own, with TensorFlow's default threads.
+ONE_DEVICE_OWN_PROCESS = "one device, own process, every core"
+#: The row whose fit calls make a new dataset iterator every epoch, as Keras does.
+KERAS_ITERATORS = "mirrored, defaults, a new iterator every epoch"
 
 
 def parse_args(argv=None):
@@ -50,60 +62,49 @@ def parse_args(argv=None):
     parser.add_argument(
         "--intra-op-threads", default="auto",
         help="split_cpu's intra-op pool: auto (the cores' share per device), N, or 0 (TensorFlow's default, "
-        "every core; what one device gets outside split_cpu)",
-    )
+        "every core)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-reference-process", action="store_true",
+        help="skip the one-device row trained in a process of its own",
+    )  # fmt: skip
+    parser.add_argument("--serve-one-device", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--json", default=None, help="also write the results here")
     return parser.parse_args(argv)
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from keras_vae import distribute
-
-    threads = args.intra_op_threads if args.intra_op_threads == "auto" else int(args.intra_op_threads)
-    distribute.split_cpu(args.devices, intra_op_threads=threads)
-    import keras
+def training_data(args):
+    """The benchmark's dataset: the first ``--steps`` batches of statically binarised MNIST."""
     import numpy as np
     import tensorflow as tf
 
     from keras_vae import datasets
-    from keras_vae import presets
 
     x, _ = datasets.load_arrays("mnist", "train")
-    n = args.steps * args.batch_size
-    x = datasets.binarize(np.asarray(x[:n]), "static", seed=0)
-    data = tf.data.Dataset.from_tensor_slices(x).batch(args.batch_size).prefetch(2)
-    strategy = distribute.get_strategy("mirrored")
-    spe = args.steps_per_execution if args.steps_per_execution == "auto" else int(args.steps_per_execution)
+    x = datasets.binarize(np.asarray(x[: args.steps * args.batch_size]), "static", seed=0)
+    return tf.data.Dataset.from_tensor_slices(x).batch(args.batch_size).prefetch(2)
 
-    def build(scope, keras_update=False, **compile_kwargs):
-        with scope:
-            model = presets.from_preset(args.preset, seed=0)
-            model.compile(optimizer=keras.optimizers.Adam(1e-3), **compile_kwargs)
-        if keras_update:
-            model._device_update = lambda: None  # Keras's apply_gradients in each replica.
-        return model
 
-    rows = {
-        "one device": build(contextlib_null()),
-        "mirrored, defaults": build(strategy.scope(), steps_per_execution=spe),
-        KERAS_ITERATORS: build(strategy.scope(), steps_per_execution=spe),
-        f"mirrored, XLA, {args.xla_steps} steps per call": build(
-            strategy.scope(), jit_compile=True, steps_per_execution=args.xla_steps
-        ),
-        f"mirrored, XLA, {args.xla_steps} steps per call, Keras's optimizer update": build(
-            strategy.scope(), keras_update=True, jit_compile=True, steps_per_execution=args.xla_steps
-        ),
-        "mirrored, no XLA, 1 step per call": build(strategy.scope(), jit_compile=False, steps_per_execution=1),
-    }
-    print(
-        f"{args.preset}, global batch {args.batch_size}, {args.steps} steps per epoch, "
-        f"{strategy.num_replicas_in_sync} replicas on {os.cpu_count()} CPUs, "
-        f"intra-op threads {tf.config.threading.get_intra_op_parallelism_threads() or 'default (every core)'}"
-    )
+def build(args, scope=None, keras_update=False, **compile_kwargs):
+    """The preset's model, compiled with Adam(1e-3) within ``scope`` (a strategy's scope, or none)."""
+    import keras
+
+    from keras_vae import presets
+
+    with scope or contextlib.nullcontext():
+        model = presets.from_preset(args.preset, seed=0)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), **compile_kwargs)
+    if keras_update:
+        model._device_update = lambda: None  # Keras's apply_gradients in each replica.
+    return model
+
+
+def timed_fit(args, model, data, epochs, context=None):
+    """``(seconds, [ms per step of each epoch], final training ELBO)`` of one ``fit`` call."""
+    import keras
+
     class EpochTimer(keras.callbacks.Callback):
-        """Milliseconds per step of each epoch of a fit call, from its start to its end."""
+        """Milliseconds per step of each epoch, from its start to its end."""
 
         def __init__(self):
             super().__init__()
@@ -115,12 +116,103 @@ def main(argv=None):
         def on_epoch_end(self, epoch, logs=None):
             self.ms.append(1000 * (time.perf_counter() - self.start) / args.steps)
 
+    timer = EpochTimer()
+    start = time.perf_counter()
+    with context or contextlib.nullcontext():
+        history = model.fit(data, epochs=epochs, verbose=0, callbacks=[timer])
+    return time.perf_counter() - start, timer.ms, float(history.history["elbo"][-1])
+
+
+def serve_one_device(args):
+    """The reference process: one device, default threads; one fit call per line ``fit E`` on stdin."""
+    model, data = build(args), training_data(args)
+    for line in sys.stdin:
+        if not line.startswith("fit "):
+            break
+        seconds, ms, elbo = timed_fit(args, model, data, int(line.split()[1]))
+        print(json.dumps({"seconds": seconds, "ms": ms, "elbo": elbo}), flush=True)
+    return 0
+
+
+class ReferenceProcess:
+    """The one-device row trained in a process of its own, timed in turn with the others."""
+
+    jit_compile, steps_per_execution = True, "default"
+
+    def __init__(self, argv):
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), *argv, "--serve-one-device"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+
+    def fit(self, epochs):
+        self.proc.stdin.write(f"fit {epochs}\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the one-device reference process ended")
+        result = json.loads(line)
+        return result["seconds"], result["ms"], result["elbo"]
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def per_epoch_iterators(active):
+    """Within the block (if ``active``), ``fit`` under a strategy reads datasets with an iterator per epoch."""
+    from unittest import mock
+
+    from keras_vae import training
+
+    if not active:
+        return contextlib.nullcontext()
+    return mock.patch.object(training, "one_iterator_per_fit", lambda data, kwargs, key: (data, None))
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.serve_one_device:
+        return serve_one_device(args)
+    from keras_vae import distribute
+
+    threads = args.intra_op_threads if args.intra_op_threads == "auto" else int(args.intra_op_threads)
+    distribute.split_cpu(args.devices, intra_op_threads=threads)
+    import tensorflow as tf
+
+    reference = None
+    if not args.no_reference_process:
+        reference = ReferenceProcess([a for i, a in enumerate(argv) if a != "--json" and argv[i - 1 : i] != ["--json"]])
+    data = training_data(args)
+    strategy = distribute.get_strategy("mirrored")
+    spe = args.steps_per_execution if args.steps_per_execution == "auto" else int(args.steps_per_execution)
+    mirrored = strategy.scope
+    rows = {
+        "one device": build(args),
+        "mirrored, defaults": build(args, mirrored(), steps_per_execution=spe),
+        KERAS_ITERATORS: build(args, mirrored(), steps_per_execution=spe),
+        f"mirrored, XLA, {args.xla_steps} steps per call": build(
+            args, mirrored(), jit_compile=True, steps_per_execution=args.xla_steps
+        ),
+        f"mirrored, XLA, {args.xla_steps} steps per call, Keras's optimizer update": build(
+            args, mirrored(), keras_update=True, jit_compile=True, steps_per_execution=args.xla_steps
+        ),
+        "mirrored, no XLA, 1 step per call": build(args, mirrored(), jit_compile=False, steps_per_execution=1),
+    }
+    if reference is not None:
+        rows = {ONE_DEVICE_OWN_PROCESS: reference, **rows}
+    print(
+        f"{args.preset}, global batch {args.batch_size}, {args.steps} steps per epoch, "
+        f"{strategy.num_replicas_in_sync} replicas on {os.cpu_count()} CPUs, "
+        f"intra-op threads {tf.config.threading.get_intra_op_parallelism_threads() or 'default (every core)'}"
+    )
+
     def fit(name, epochs):
-        timer = EpochTimer()
-        start = time.perf_counter()
-        with per_epoch_iterators(name == KERAS_ITERATORS):
-            history = rows[name].fit(data, epochs=epochs, verbose=0, callbacks=[timer])
-        return time.perf_counter() - start, timer.ms, float(history.history["elbo"][-1])
+        if name == ONE_DEVICE_OWN_PROCESS:
+            return reference.fit(epochs)
+        return timed_fit(args, rows[name], data, epochs, per_epoch_iterators(name == KERAS_ITERATORS))
 
     first, times, outside, elbo = {}, {name: [] for name in rows}, {name: [] for name in rows}, {}
     for name, model in rows.items():
@@ -132,7 +224,10 @@ def main(argv=None):
             seconds, epochs, elbo[name] = fit(name, args.epochs_per_fit)
             times[name] += epochs[1:]
             outside[name].append(seconds - sum(epochs) * args.steps / 1000)
-    single = statistics.median(times["one device"])
+    if reference is not None:
+        reference.close()
+    # Against the faster of the one-device rows.
+    single = min(statistics.median(times[name]) for name in rows if name.startswith("one device"))
     print("\n| row | ms per global step (median) | epochs | examples/s | per replica | vs one device | "
           "fit call outside its epochs, s | first epoch s | train ELBO |")
     print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -141,7 +236,7 @@ def main(argv=None):
               "replicas": strategy.num_replicas_in_sync, "rows": {}}  # fmt: skip
     for name, values in times.items():
         ms = statistics.median(values)
-        replicas = 1 if name == "one device" else strategy.num_replicas_in_sync
+        replicas = 1 if name.startswith("one device") else strategy.num_replicas_in_sync
         per_second = 1000 * args.batch_size / ms
         print(f"| {name} | {ms:.2f} | {', '.join(f'{v:.2f}' for v in values)} | {per_second:,.0f} | "
               f"{per_second / replicas:,.0f} | {ms / single:.2f}x | {statistics.median(outside[name]):.2f} | "
@@ -150,34 +245,12 @@ def main(argv=None):
                                 "first_epoch_seconds": first[name], "train_elbo": elbo[name],
                                 "fit_seconds_outside_epochs": outside[name],
                                 "jit_compile": bool(rows[name].jit_compile),
-                                "steps_per_execution": int(rows[name].steps_per_execution)}  # fmt: skip
+                                "steps_per_execution": str(rows[name].steps_per_execution)}  # fmt: skip
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)
         print(f"wrote {args.json}")
     return 0
-
-
-#: The row whose fit calls make a new dataset iterator every epoch, as Keras does.
-KERAS_ITERATORS = "mirrored, defaults, a new iterator every epoch"
-
-
-def per_epoch_iterators(active):
-    """Within the block (if ``active``), ``fit`` under a strategy reads datasets as Keras does: an iterator per epoch."""
-    import contextlib
-    from unittest import mock
-
-    from keras_vae import training
-
-    if not active:
-        return contextlib.nullcontext()
-    return mock.patch.object(training, "one_iterator_per_fit", lambda data, kwargs, key: data)
-
-
-def contextlib_null():
-    import contextlib
-
-    return contextlib.nullcontext()
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ def add_arguments(parser):
         "--cpu-devices",
         type=options.positive_int,
         default=None,
-        help="split the CPU into N logical devices (N mirrored replicas)",
+        help="split the CPU into N logical devices (N mirrored replicas), each with its share of the cores' threads",
     )
     conditions.add_argument(group)
     run = parser.add_argument_group("run directory")
