@@ -190,8 +190,9 @@ def test_multi_worker_matches_one_device_and_workers_agree(runs, tmp_path):
     for model in ("vae", "hm"):
         _assert_same_weights(results[0], results[1], model, atol=0.0)  # Identical on both workers.
         _assert_same_weights(results[0], runs["single"], model)
+        single_elbo = runs["single"][f"{model}_evaluate_elbo"]
         for result in results:
-            np.testing.assert_allclose(result[f"{model}_evaluate_elbo"], runs["single"][f"{model}_evaluate_elbo"], rtol=1e-5)
+            np.testing.assert_allclose(result[f"{model}_evaluate_elbo"], single_elbo, rtol=1e-5)
         assert bool(results[0][f"{model}_device_update"]) and bool(results[0][f"{model}_copies_equal"])
     assert int(results[0]["replicas"]) == 2
     # Each worker's replica draws its own noise.
