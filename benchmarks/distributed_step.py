@@ -182,9 +182,8 @@ def main(argv=None):
     distribute.split_cpu(args.devices, intra_op_threads=threads)
     import tensorflow as tf
 
-    reference = None
-    if not args.no_reference_process:
-        reference = ReferenceProcess([a for i, a in enumerate(argv) if a != "--json" and argv[i - 1 : i] != ["--json"]])
+    # The reference process gets the same arguments (it writes no JSON).
+    reference = None if args.no_reference_process else ReferenceProcess(argv)
     data = training_data(args)
     strategy = distribute.get_strategy("mirrored")
     spe = args.steps_per_execution if args.steps_per_execution == "auto" else int(args.steps_per_execution)

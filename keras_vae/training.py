@@ -160,9 +160,13 @@ class Trainer:
         return list(self._trackers.values())
 
     def _record(self, values):
+        """Add ``{name: [B] values}`` to the metric trackers; returns their logs."""
+        self._update_trackers(values)
+        return self._results(values)
+
+    def _update_trackers(self, values):
         for name, value in values.items():
             self._trackers[name].update_state(value)
-        return self._results(values)
 
     def _results(self, names):
         """The logs of the metrics ``names``: their trackers' results."""
@@ -386,11 +390,13 @@ class Trainer:
 
         The gradients come from one compiled program per replica; the global
         batch size it divides by is an argument (``global_batch``, float
-        scalar) or, without one, summed across replicas outside it. With
-        ``update`` (a ``DeviceUpdate``) the step returns ``(logs, gradients)``,
-        summed across replicas unless ``update.sums_locally``: the caller
-        applies them on each device. Without, Keras's optimizer sums and applies them
-        here through ``tf.distribute`` (cross-replica work XLA cannot hold).
+        scalar) or, without one, summed across replicas outside it. The
+        step adds its metrics to the trackers (the caller reads their
+        results after the execution's steps). With ``update`` (a
+        ``DeviceUpdate``) the step returns the gradients, summed across
+        replicas unless ``update.sums_locally``: the caller applies them on
+        each device. Without, Keras's optimizer sums and applies them here
+        through ``tf.distribute`` (cross-replica work XLA cannot hold).
         """
         gradients = self._replica_function(self._gradients)
 
@@ -402,15 +408,16 @@ class Trainer:
                 global_batch = context.all_reduce(tf.distribute.ReduceOp.SUM, local)
             grads, metrics, _ = gradients(x, global_batch)
             step.names = list(metrics)  # What the step logs (known when traced).
+            self._update_trackers(metrics)
             if update is None:
                 self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
-                return self._record(metrics)
+                return None
             # Which variables get a gradient, for the caller (known when traced).
             step.has_gradient = [g is not None for g in grads]
             present = [g for g in grads if g is not None]
             if not update.sums_locally:
                 present = context.all_reduce(tf.distribute.ReduceOp.SUM, present)
-            return self._record(metrics), present
+            return present
 
         return step
 
@@ -421,7 +428,7 @@ class Trainer:
         def step(data):
             metrics = test_metrics(self.step_inputs(data))
             step.names = list(metrics)
-            return self._record(metrics)
+            self._update_trackers(metrics)
 
         return step
 
@@ -440,9 +447,10 @@ class Trainer:
         strategies, keras-team/keras issue 19246).
 
         Args:
-            replica_step: ``data -> logs``, run on each replica; with
-                ``update``, ``data -> (logs, gradients)``. Its ``names``
-                attribute, set when it is traced, lists the metrics it logs.
+            replica_step: ``data -> None`` run on each replica, adding to
+                the metric trackers; with ``update``, ``data -> gradients``.
+                Its ``names`` attribute, set when it is traced, lists the
+                metrics it logs.
             kind: ``"train"`` or ``"test"``: which of the datasets ``fit``
                 repeated (``one_iterator_per_fit``) the function reads; a call
                 runs at most the steps left in that dataset's epoch.
@@ -470,12 +478,10 @@ class Trainer:
                     for d in strategy.experimental_local_results(data)
                 ]
                 args = (data, ops.cast(ops.sum(ops.stack(sizes)), "float32"))
-            outputs = strategy.run(replica_step, args=args)
+            summed = strategy.run(replica_step, args=args)
             if update is not None:
-                outputs, summed = outputs
                 summed = iter(summed)
                 update([next(summed) if has else None for has in replica_step.has_gradient])
-            return outputs
 
         def logs():
             return _keras_compat.reduce_per_replica(

@@ -109,7 +109,7 @@ def test_two_mirrored_replicas_match_one_device(runs, model):
     assert int(single["replicas"]) == 1 and int(mirrored["replicas"]) == 2
     _assert_same_weights(single, mirrored, model)
     np.testing.assert_allclose(single[f"{model}_loss"], mirrored[f"{model}_loss"], rtol=1e-5)
-    # Every logged metric (recorded once per execution under the strategy), kl_weight (a scalar) too.
+    # Every logged metric (read once per execution under the strategy), kl_weight (a scalar) too.
     logged = sorted(k for k in single.files if k.startswith(f"{model}_history_"))
     assert logged == sorted(k for k in mirrored.files if k.startswith(f"{model}_history_"))
     assert (f"{model}_history_kl_weight" in logged) == (model == "hm")
