@@ -13,6 +13,9 @@ share the machine's load:
 - ``one device``: the same in the benchmark's process (the split's threads);
 - ``mirrored, defaults``: the same model built under ``MirroredStrategy`` over the
   logical devices with ``compile``'s defaults there (or ``--steps-per-execution``);
+- ``mirrored, defaults, every device updates every variable``: the same, with
+  ``DeviceUpdate(shard=False)`` instead of each device updating its share of
+  the variables;
 - ``mirrored, defaults, a new iterator every epoch``: the same, with the dataset
   read as Keras reads it, a new (multi-device) iterator every epoch, instead of
   one for the whole ``fit`` (``keras_vae.training.one_iterator_per_fit``);
@@ -29,7 +32,10 @@ Each row trains ``--repeats`` fit calls of ``--epochs-per-fit`` epochs of
 the epochs after the first of each call, timed from the epoch's start to its
 end), examples/s overall and per replica, the ratio to the faster one-device
 row, the time of a fit call outside its epochs (starting and ending it), the
-first fit's time (tracing and compilation) and the final training ELBO. Run::
+first fit's time (tracing and compilation) and the final training ELBO;
+then the machine's float32 matrix-multiply peak before and after the timed
+fits (in the reference process, every core), as a shared machine's speed
+varies. Run::
 
     KERAS_VAE_MNIST_PATH=mnist.npz python benchmarks/distributed_step.py --json benchmarks/results/distributed_step.json
 """
@@ -47,6 +53,8 @@ import time
 ONE_DEVICE_OWN_PROCESS = "one device, own process, every core"
 #: The row whose fit calls make a new dataset iterator every epoch, as Keras does.
 KERAS_ITERATORS = "mirrored, defaults, a new iterator every epoch"
+#: The row whose devices each update every variable (no shares).
+UNSHARDED = "mirrored, defaults, every device updates every variable"
 
 
 def parse_args(argv=None):
@@ -85,17 +93,28 @@ def training_data(args):
     return tf.data.Dataset.from_tensor_slices(x).batch(args.batch_size).prefetch(2)
 
 
-def build(args, scope=None, keras_update=False, **compile_kwargs):
-    """The preset's model, compiled with Adam(1e-3) within ``scope`` (a strategy's scope, or none)."""
+def build(args, scope=None, update="default", **compile_kwargs):
+    """The preset's model, compiled with Adam(1e-3) within ``scope`` (a strategy's scope, or none).
+
+    ``update``: ``"default"``, ``"keras"`` (Keras's ``apply_gradients`` in each
+    replica) or ``"unsharded"`` (``DeviceUpdate(shard=False)``: every device
+    updates every variable).
+    """
     import keras
 
+    from keras_vae import device_update
     from keras_vae import presets
 
     with scope or contextlib.nullcontext():
         model = presets.from_preset(args.preset, seed=0)
         model.compile(optimizer=keras.optimizers.Adam(1e-3), **compile_kwargs)
-    if keras_update:
-        model._device_update = lambda: None  # Keras's apply_gradients in each replica.
+    if update == "keras":
+        model._device_update = lambda: None
+    elif update == "unsharded":
+        model._device_update = lambda: device_update.DeviceUpdate(
+            model.optimizer, model.trainable_variables, model.distribute_strategy,
+            jit_compile=bool(model.jit_compile), shard=False,
+        )  # fmt: skip
     return model
 
 
@@ -124,9 +143,18 @@ def timed_fit(args, model, data, epochs, context=None):
 
 
 def serve_one_device(args):
-    """The reference process: one device, default threads; one fit call per line ``fit E`` on stdin."""
+    """The reference process: one device, default threads.
+
+    One fit call per line ``fit E`` on stdin; ``peak`` measures the float32
+    matrix-multiply peak with every core (``throughput.matmul_peak_gflops``).
+    """
+    from throughput import matmul_peak_gflops
+
     model, data = build(args), training_data(args)
     for line in sys.stdin:
+        if line.startswith("peak"):
+            print(json.dumps({"gflops": matmul_peak_gflops()}), flush=True)
+            continue
         if not line.startswith("fit "):
             break
         seconds, ms, elbo = timed_fit(args, model, data, int(line.split()[1]))
@@ -145,14 +173,21 @@ class ReferenceProcess:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
 
-    def fit(self, epochs):
-        self.proc.stdin.write(f"fit {epochs}\n")
+    def _ask(self, request):
+        self.proc.stdin.write(request + "\n")
         self.proc.stdin.flush()
         line = self.proc.stdout.readline()
         if not line:
             raise RuntimeError("the one-device reference process ended")
-        result = json.loads(line)
+        return json.loads(line)
+
+    def fit(self, epochs):
+        result = self._ask(f"fit {epochs}")
         return result["seconds"], result["ms"], result["elbo"]
+
+    def peak_gflops(self):
+        """The machine's float32 matrix-multiply GFLOP/s with every core, now."""
+        return self._ask("peak")["gflops"]
 
     def close(self):
         self.proc.stdin.close()
@@ -191,12 +226,13 @@ def main(argv=None):
     rows = {
         "one device": build(args),
         "mirrored, defaults": build(args, mirrored(), steps_per_execution=spe),
+        UNSHARDED: build(args, mirrored(), update="unsharded", steps_per_execution=spe),
         KERAS_ITERATORS: build(args, mirrored(), steps_per_execution=spe),
         f"mirrored, XLA, {args.xla_steps} steps per call": build(
             args, mirrored(), jit_compile=True, steps_per_execution=args.xla_steps
         ),
         f"mirrored, XLA, {args.xla_steps} steps per call, Keras's optimizer update": build(
-            args, mirrored(), keras_update=True, jit_compile=True, steps_per_execution=args.xla_steps
+            args, mirrored(), update="keras", jit_compile=True, steps_per_execution=args.xla_steps
         ),
         "mirrored, no XLA, 1 step per call": build(args, mirrored(), jit_compile=False, steps_per_execution=1),
     }
@@ -213,6 +249,8 @@ def main(argv=None):
             return reference.fit(epochs)
         return timed_fit(args, rows[name], data, epochs, per_epoch_iterators(name == KERAS_ITERATORS))
 
+    # The machine's state before and after the timed fits (a shared machine's speed varies).
+    peaks = [reference.peak_gflops()] if reference is not None else []
     first, times, outside, elbo = {}, {name: [] for name in rows}, {name: [] for name in rows}, {}
     for name, model in rows.items():
         first[name], _, _ = fit(name, 1)
@@ -224,7 +262,10 @@ def main(argv=None):
             times[name] += epochs[1:]
             outside[name].append(seconds - sum(epochs) * args.steps / 1000)
     if reference is not None:
+        peaks.append(reference.peak_gflops())
         reference.close()
+        print("float32 matrix-multiply peak, every core, before and after: "
+              + ", ".join(f"{p:.0f}" for p in peaks) + " GFLOP/s")
     # Against the faster of the one-device rows.
     single = min(statistics.median(times[name]) for name in rows if name.startswith("one device"))
     print("\n| row | ms per global step (median) | epochs | examples/s | per replica | vs one device | "
@@ -232,7 +273,8 @@ def main(argv=None):
     print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     report = {"preset": args.preset, "batch_size": args.batch_size, "steps": args.steps,
               "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
-              "replicas": strategy.num_replicas_in_sync, "rows": {}}  # fmt: skip
+              "replicas": strategy.num_replicas_in_sync, "peak_gflops_before_after": peaks,
+              "rows": {}}  # fmt: skip
     for name, values in times.items():
         ms = statistics.median(values)
         replicas = 1 if name.startswith("one device") else strategy.num_replicas_in_sync

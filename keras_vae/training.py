@@ -455,7 +455,9 @@ class Trainer:
                 repeated (``one_iterator_per_fit``) the function reads; a call
                 runs at most the steps left in that dataset's epoch.
             update: None, or the ``DeviceUpdate`` applying each step's
-                gradients on every device after the replicas' step.
+                gradients on every device after the replicas' step (and
+                synchronising the devices' optimizer state after the
+                execution's steps).
             global_batch: bool, pass ``replica_step`` the global batch size
                 as its second argument where every replica is local (one
                 worker): the sum of the local batches' sizes, which spares a
@@ -484,6 +486,10 @@ class Trainer:
                 update([next(summed) if has else None for has in replica_step.has_gradient])
 
         def logs():
+            # After the execution's steps: the optimizer state a sharded update left on
+            # one device is copied to the others, so callbacks see identical copies.
+            if update is not None:
+                update.synchronize()
             return _keras_compat.reduce_per_replica(
                 strategy.run(lambda: self._results(replica_step.names)), strategy, "auto"
             )

@@ -108,7 +108,9 @@ def main(argv=None):
         result[f"{name}_steps_per_execution"] = np.asarray(model.steps_per_execution)
         # Whether the optimizer step ran as one program per device (keras_vae.device_update),
         # and whether every variable's per-device copies (weights and optimizer state) are equal.
-        result[f"{name}_device_update"] = np.asarray(model._device_update() is not None)
+        update = model._device_update()
+        result[f"{name}_device_update"] = np.asarray(update is not None)
+        result[f"{name}_update_sharded"] = np.asarray(update is not None and update.sharded)
         copies = [
             [np.asarray(c) for c in strategy.experimental_local_results(getattr(v, "_value", v))]
             for v in model.trainable_variables + model.optimizer.variables

@@ -5,6 +5,11 @@ devices cannot be added once TensorFlow has started); tests/test_distribute.py
 checks two replicas and two workers against one device.
 """
 
+import os
+import pathlib
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -12,6 +17,7 @@ import tensorflow as tf
 
 from keras_vae import device_update
 
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHAPES = [(5, 3), (3,), (3, 2)]
 
 
@@ -90,3 +96,42 @@ def test_supports_only_built_mirrored_variables():
     assert not device_update.DeviceUpdate.supports(plain_optimizer, plain, strategy)
     assert not device_update.DeviceUpdate.supports(optimizer, variables, tf.distribute.OneDeviceStrategy("/cpu:0"))
 
+
+
+def test_balanced_shards_split_by_size():
+    shards = device_update.DeviceUpdate.balanced_shards({0: 100, 1: 10, 2: 60, 4: 45}, 2)
+    assert shards == [(0, 1), (2, 4)]
+    assert device_update.DeviceUpdate.balanced_shards({0: 5}, 3) == [(0,), (), ()]
+
+
+def test_sharded_update_on_two_devices_equals_one_device(tmp_path):
+    """Each of two CPU devices updates its share; after ``synchronize`` every copy is equal.
+
+    Two replicas with different gradients (one variable without any) against
+    the optimizer on plain variables with the summed gradients, in a process
+    of its own (logical devices are set before TensorFlow starts).
+    """
+    out = tmp_path / "update.npz"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "_worker_device_update.py"), "--out", str(out)],
+        env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    result = np.load(out)
+    # The optimizers whose step reads every variable keep the whole update on each device.
+    expect_sharded = {"adam": True, "adamw_clipnorm": True, "rmsprop_schedule": True,
+                      "adam_global_clipnorm": False, "sgd_momentum_ema": False}  # fmt: skip
+    for name, sharded in expect_sharded.items():
+        assert bool(result[f"{name}_sharded"]) is sharded, name
+        # Sharded, the optimizer state of each share lives on its device until synchronize.
+        assert bool(result[f"{name}_equal_before_sync"]) is (not sharded), name
+        assert bool(result[f"{name}_equal_after_sync"]), name
+        count = len([k for k in result.files if k.startswith(f"{name}_reference_")])
+        assert count > len(SHAPES)
+        for i in range(count):
+            np.testing.assert_allclose(
+                result[f"{name}_mirrored_{i}"], result[f"{name}_reference_{i}"], rtol=2e-6, atol=1e-6,
+                err_msg=f"{name} variable {i}",
+            )  # fmt: skip
