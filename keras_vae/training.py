@@ -391,14 +391,23 @@ class Trainer:
         The gradients come from one compiled program per replica; the global
         batch size it divides by is an argument (``global_batch``, float
         scalar) or, without one, summed across replicas outside it. The
-        step adds its metrics to the trackers (the caller reads their
-        results after the execution's steps). With ``update`` (a
+        program also adds the step's metrics to the trackers (the caller
+        reads their results after the execution's steps). With ``update`` (a
         ``DeviceUpdate``) the step returns the gradients, summed across
         replicas unless ``update.sums_locally``: the caller applies them on
         each device. Without, Keras's optimizer sums and applies them here
         through ``tf.distribute`` (cross-replica work XLA cannot hold).
         """
-        gradients = self._replica_function(self._gradients)
+        def gradients_and_trackers(x, global_batch):
+            # The metric trackers (this replica's copies) are updated inside the replica's
+            # program: as separate ops they cost about 0.3-0.7 ms of a 4.5 ms mirrored step
+            # on two CPU devices.
+            grads, metrics, _ = self._gradients(x, global_batch)
+            step.names = list(metrics)  # What the step logs (known when traced).
+            self._update_trackers(metrics)
+            return grads
+
+        gradients = self._replica_function(gradients_and_trackers)
 
         def step(data, global_batch=None):
             x = self.step_inputs(data)
@@ -406,9 +415,7 @@ class Trainer:
             if global_batch is None:
                 local = ops.cast(ops.shape(tf.nest.flatten(x)[0])[0], "float32")
                 global_batch = context.all_reduce(tf.distribute.ReduceOp.SUM, local)
-            grads, metrics, _ = gradients(x, global_batch)
-            step.names = list(metrics)  # What the step logs (known when traced).
-            self._update_trackers(metrics)
+            grads = gradients(x, global_batch)
             if update is None:
                 self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
                 return None
@@ -423,12 +430,16 @@ class Trainer:
 
     def _replica_test_step(self):
         """One evaluation step on one replica, for ``strategy.run``."""
-        test_metrics = self._replica_function(self._test_metrics)
-
-        def step(data):
-            metrics = test_metrics(self.step_inputs(data))
+        def metrics_and_trackers(x):
+            metrics = self._test_metrics(x)
             step.names = list(metrics)
             self._update_trackers(metrics)
+            return tf.constant(True)
+
+        program = self._replica_function(metrics_and_trackers)
+
+        def step(data):
+            program(self.step_inputs(data))
 
         return step
 
