@@ -28,7 +28,8 @@ share the machine's load:
   steps_per_execution=1)`` under the strategy.
 
 Each row trains ``--repeats`` fit calls of ``--epochs-per-fit`` epochs of
-``--steps`` steps. Printed per row: milliseconds per global step (median over
+``--steps`` steps; before each call the benchmark waits until both of its
+processes are idle (``wait_until_idle``). Printed per row: milliseconds per global step (median over
 the epochs after the first of each call, timed from the epoch's start to its
 end), examples/s overall and per replica, the ratio to the faster one-device
 row, the time of a fit call outside its epochs (starting and ending it), the
@@ -194,6 +195,33 @@ class ReferenceProcess:
         self.proc.wait(timeout=60)
 
 
+def cpu_seconds(pid):
+    """CPU time (user + system, every thread) process ``pid`` has used so far, or None off Linux."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_until_idle(pids, busy=0.1, interval=0.25, timeout=10.0):
+    """Wait until the processes ``pids`` use under ``busy`` of a core together (at most ``timeout`` s).
+
+    A fit call leaves work behind it (its dataset iterators' threads wind
+    down for up to seconds); without the wait that work shares the cores
+    with the next row's timed epochs. Returns the seconds waited.
+    """
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout:
+        before = [cpu_seconds(pid) for pid in pids]
+        time.sleep(interval)
+        after = [cpu_seconds(pid) for pid in pids]
+        if None in before or None in after or sum(after) - sum(before) < busy * interval:
+            break
+    return time.perf_counter() - start
+
+
 def per_epoch_iterators(active):
     """Within the block (if ``active``), ``fit`` under a strategy reads datasets with an iterator per epoch."""
     from unittest import mock
@@ -244,11 +272,15 @@ def main(argv=None):
         f"intra-op threads {tf.config.threading.get_intra_op_parallelism_threads() or 'default (every core)'}"
     )
 
+    pids = [os.getpid()] + ([reference.proc.pid] if reference is not None else [])
+
     def fit(name, epochs):
+        waited.append(wait_until_idle(pids))
         if name == ONE_DEVICE_OWN_PROCESS:
             return reference.fit(epochs)
         return timed_fit(args, rows[name], data, epochs, per_epoch_iterators(name == KERAS_ITERATORS))
 
+    waited = []
     # The machine's state before and after the timed fits (a shared machine's speed varies).
     peaks = [reference.peak_gflops()] if reference is not None else []
     first, times, outside, elbo = {}, {name: [] for name in rows}, {name: [] for name in rows}, {}
@@ -266,6 +298,8 @@ def main(argv=None):
         reference.close()
         print("float32 matrix-multiply peak, every core, before and after: "
               + ", ".join(f"{p:.0f}" for p in peaks) + " GFLOP/s")
+    print(f"waited for idle processes before each fit call: median {statistics.median(waited):.2f} s, "
+          f"longest {max(waited):.2f} s")
     # Against the faster of the one-device rows.
     single = min(statistics.median(times[name]) for name in rows if name.startswith("one device"))
     print("\n| row | ms per global step (median) | epochs | examples/s | per replica | vs one device | "
@@ -274,6 +308,7 @@ def main(argv=None):
     report = {"preset": args.preset, "batch_size": args.batch_size, "steps": args.steps,
               "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
               "replicas": strategy.num_replicas_in_sync, "peak_gflops_before_after": peaks,
+              "idle_wait_seconds": waited,
               "rows": {}}  # fmt: skip
     for name, values in times.items():
         ms = statistics.median(values)
