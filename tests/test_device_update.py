@@ -104,6 +104,7 @@ def test_balanced_shards_split_by_size():
     assert device_update.DeviceUpdate.balanced_shards({0: 5}, 3) == [(0,), (), ()]
 
 
+@pytest.mark.slow  # A process of its own with two logical devices.
 def test_sharded_update_on_two_devices_equals_one_device(tmp_path):
     """Each of two CPU devices updates its share; after ``synchronize`` every copy is equal.
 
