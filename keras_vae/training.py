@@ -33,8 +33,8 @@ DEFAULT_STEPS_PER_EXECUTION = 100
 #: Steps per call under a ``tf.distribute`` strategy when ``compile`` is not
 #: told: the steps are unrolled in one graph (``_distributed_function``), so
 #: tracing grows with it. On two logical CPU devices 16 steps per call with XLA
-#: took 2.57 ms per global step against 4.42 for one step without XLA
-#: (``benchmarks/distributed_step.py``).
+#: took 4.88 ms per global step against 7.79 for one step without XLA
+#: (``benchmarks/distributed_step.py``, a slow day of a shared machine).
 DISTRIBUTED_STEPS_PER_EXECUTION = 16
 #: At most this many bytes of batches go into one XLA call of the fused loops;
 #: an execution of larger batches runs as several calls.

@@ -1,8 +1,9 @@
 """keras_vae.device_update: the optimizer step of mirrored variables, one program per device.
 
 In-process tests use ``MirroredStrategy`` over the one CPU device (logical
-devices cannot be added once TensorFlow has started); tests/test_distribute.py
-checks two replicas and two workers against one device.
+devices cannot be added once TensorFlow has started); the sharded update of
+two devices runs in a process of its own (tests/_worker_device_update.py), and
+tests/test_distribute.py checks two replicas and two workers against one device.
 """
 
 import os
