@@ -55,6 +55,18 @@ def iterator_is_infinite(iterator):
     return cardinality is not None and int(cardinality) == int(tf.data.INFINITE_CARDINALITY)
 
 
+def captured_handle_ids():
+    """Ids of the outside tensors the ``tf.function`` being traced has captured so far.
+
+    Among them are the resource handles (``tf.Variable.handle``) of every
+    variable the trace read or wrote. Reads TensorFlow's
+    ``FuncGraph.external_captures``; call it while tracing.
+    """
+    import tensorflow as tf
+
+    return {id(t) for t in tf.compat.v1.get_default_graph().external_captures}
+
+
 def in_multi_worker_mode(strategy):
     """Whether a strategy spans several workers (``extended._in_multi_worker_mode``), the
     check Keras's trainer uses to pick its multi-worker reduction."""

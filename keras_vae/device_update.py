@@ -165,8 +165,7 @@ class DeviceUpdate:
                 with _keras_compat.device_local_view(self.variables, self.optimizer, index):
                     self.optimizer.apply(grads, variables)
                     new = [tf.identity(v.value) for v in variables]
-                captured = tf.compat.v1.get_default_graph().external_captures
-                self._captured[key] = {id(t) for t in captured}
+                self._captured[key] = _keras_compat.captured_handle_ids()
                 return new
 
             self._shard_programs[key] = tf.function(apply, jit_compile=self.jit_compile, reduce_retracing=True)

@@ -526,7 +526,8 @@ class Trainer:
 
         def run_all(iterator):
             # Every step's batch exists (an infinite dataset, the epoch not ending in this
-            # execution): no conditional per step, which cost about 0.25 ms per step.
+            # execution): no conditional per step, which cost about 0.8 ms of a 5.4 ms
+            # mirrored step on two CPU devices (one comparison).
             for _ in range(n):
                 run_step(iterator.get_next())
             return tf.constant(n), logs()

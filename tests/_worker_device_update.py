@@ -2,7 +2,7 @@
 
 On two logical CPU devices (configured before TensorFlow starts, hence a
 process of its own), runs four steps of ``DeviceUpdate`` for each optimizer
-of ``OPTIMIZERS``, with a different gradient on each replica, and of the
+of ``optimizers()``, with a different gradient on each replica, and of the
 same optimizer on plain variables with the summed gradients. Writes to an
 ``.npz`` file, per optimizer: both results, whether the update was sharded,
 and whether the devices' copies were equal before and after
