@@ -4,7 +4,8 @@ The CPU is split into ``--devices`` logical devices (``keras_vae.distribute.spli
 which also gives each device its share of the cores' intra-op threads, or
 ``--intra-op-threads``); every row trains ``presets.from_preset(--preset)``
 with Adam(1e-3) on the same binarised MNIST batches (global batch
-``--batch-size``) and the rows are timed in turn (A B C A B C ...), so they
+``--batch-size``, ``--steps`` batches: a fixed size, ``drop_remainder=True``,
+with nothing to drop) and the rows are timed in turn (A B C A B C ...), so they
 share the machine's load:
 
 - ``one device, own process, every core``: no strategy, keras-vae's defaults
@@ -16,6 +17,10 @@ share the machine's load:
 - ``mirrored, defaults, every device updates every variable``: the same, with
   ``DeviceUpdate(shard=False)`` instead of each device updating its share of
   the variables;
+- ``mirrored, defaults, batches of unknown size (a pull per step)``: the same,
+  on the same batches without a fixed size in the dataset's shape (``batch``
+  without ``drop_remainder``), which ``fit`` reads one batch per step
+  instead of one stack of an execution's batches (``keras_vae.training.stack_steps``);
 - ``mirrored, defaults, a new iterator every epoch``: the same, with the dataset
   read as Keras reads it, a new (multi-device) iterator every epoch, instead of
   one for the whole ``fit`` (``keras_vae.training.one_iterator_per_fit``);
@@ -56,6 +61,8 @@ ONE_DEVICE_OWN_PROCESS = "one device, own process, every core"
 KERAS_ITERATORS = "mirrored, defaults, a new iterator every epoch"
 #: The row whose devices each update every variable (no shares).
 UNSHARDED = "mirrored, defaults, every device updates every variable"
+#: The row whose batches have no fixed size in the dataset's shape (one pull per step).
+PER_STEP_PULLS = "mirrored, defaults, batches of unknown size (a pull per step)"
 
 
 def parse_args(argv=None):
@@ -82,8 +89,13 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def training_data(args):
-    """The benchmark's dataset: the first ``--steps`` batches of statically binarised MNIST."""
+def training_data(args, fixed_size=True):
+    """The benchmark's dataset: the first ``--steps`` batches of statically binarised MNIST.
+
+    ``fixed_size``: batch with ``drop_remainder=True`` (the examples are
+    ``--steps`` whole batches: nothing is dropped), which gives the batches a
+    static size; False leaves it unknown in the dataset's shape.
+    """
     import numpy as np
     import tensorflow as tf
 
@@ -91,7 +103,7 @@ def training_data(args):
 
     x, _ = datasets.load_arrays("mnist", "train")
     x = datasets.binarize(np.asarray(x[: args.steps * args.batch_size]), "static", seed=0)
-    return tf.data.Dataset.from_tensor_slices(x).batch(args.batch_size).prefetch(2)
+    return tf.data.Dataset.from_tensor_slices(x).batch(args.batch_size, drop_remainder=fixed_size).prefetch(2)
 
 
 def build(args, scope=None, update="default", **compile_kwargs):
@@ -247,7 +259,7 @@ def main(argv=None):
 
     # The reference process gets the same arguments (it writes no JSON).
     reference = None if args.no_reference_process else ReferenceProcess(argv)
-    data = training_data(args)
+    data, unknown_size = training_data(args), training_data(args, fixed_size=False)
     strategy = distribute.get_strategy("mirrored")
     spe = args.steps_per_execution if args.steps_per_execution == "auto" else int(args.steps_per_execution)
     mirrored = strategy.scope
@@ -255,6 +267,7 @@ def main(argv=None):
         "one device": build(args),
         "mirrored, defaults": build(args, mirrored(), steps_per_execution=spe),
         UNSHARDED: build(args, mirrored(), update="unsharded", steps_per_execution=spe),
+        PER_STEP_PULLS: build(args, mirrored(), steps_per_execution=spe),
         KERAS_ITERATORS: build(args, mirrored(), steps_per_execution=spe),
         f"mirrored, XLA, {args.xla_steps} steps per call": build(
             args, mirrored(), jit_compile=True, steps_per_execution=args.xla_steps
@@ -278,7 +291,8 @@ def main(argv=None):
         waited.append(wait_until_idle(pids))
         if name == ONE_DEVICE_OWN_PROCESS:
             return reference.fit(epochs)
-        return timed_fit(args, rows[name], data, epochs, per_epoch_iterators(name == KERAS_ITERATORS))
+        rows_data = unknown_size if name == PER_STEP_PULLS else data
+        return timed_fit(args, rows[name], rows_data, epochs, per_epoch_iterators(name == KERAS_ITERATORS))
 
     waited = []
     # The machine's state before and after the timed fits (a shared machine's speed varies).

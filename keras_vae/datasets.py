@@ -441,7 +441,10 @@ def pipeline(x, batch_size=100, binarization="none", shuffle=False, seed=0, drop
     ds = tf.data.Dataset.from_tensor_slices(x)
     if shuffle:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    # Where batch_size divides N no batch is dropped either way, and the batches get a
+    # fixed (static) size, with which a mirrored fit pulls an execution's batches at
+    # once (keras_vae.training.stack_steps).
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder or len(x) % batch_size == 0)
     if binarization == "dynamic":
         # One [2] stateless seed per batch, from a stream that differs every
         # epoch but is fixed by `seed`.

@@ -26,6 +26,10 @@ def main(argv=None):
     parser.add_argument("--examples", type=int, default=400)
     parser.add_argument("--batch-size", type=int, default=100, help="global batch size")
     parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument(
+        "--fixed-batches", action="store_true",
+        help="batch with drop_remainder=True: batches of a static size (--examples a multiple of --batch-size)",
+    )  # fmt: skip
     parser.add_argument("--compile", default="{}", help="JSON keyword arguments of compile")
     parser.add_argument("--optimizer", default="{}", help="JSON keyword arguments of Adam (learning_rate 1e-2)")
     parser.add_argument("--out", required=True)
@@ -51,7 +55,7 @@ def main(argv=None):
     keras.utils.set_random_seed(0)
     probs = (load_digits().data[: args.examples] / 16.0).astype("float32")
     x = (np.random.default_rng(0).random(probs.shape) < probs).astype("float32")
-    ds = tf.data.Dataset.from_tensor_slices(x).batch(args.batch_size)
+    ds = tf.data.Dataset.from_tensor_slices(x).batch(args.batch_size, drop_remainder=args.fixed_batches)
     result = {
         "replicas": np.asarray(strategy.num_replicas_in_sync),
         "intra_op_threads": np.asarray(tf.config.threading.get_intra_op_parallelism_threads()),
@@ -83,6 +87,15 @@ def main(argv=None):
         original = keras_vae.GaussianLatent.sample
         keras_vae.GaussianLatent.sample = lambda self, params, seed, mode=False: original(self, params, seed, True)
 
+    # Whether each fit read its training batches in stacks (keras_vae.training.stack_steps).
+    stack_steps, stacked = keras_vae.training.stack_steps, []
+
+    def spy(data, steps):
+        stacks = stack_steps(data, steps)
+        stacked.append(stacks is not None)
+        return stacks
+
+    keras_vae.training.stack_steps = spy
     for name in args.models.split(","):
         with strategy.scope():
             if name == "vae":
@@ -96,7 +109,9 @@ def main(argv=None):
             model.compile(optimizer=optimizer, **json.loads(args.compile))
         # Validated every epoch, then evaluated: the datasets fit repeats (one iterator per fit)
         # and a finite one after them.
+        stacked.clear()
         history = model.fit(ds, epochs=args.epochs, validation_data=ds, verbose=0)
+        result[f"{name}_stacked"] = np.asarray(any(stacked))
         for metric, value in model.evaluate(ds, verbose=0, return_dict=True).items():
             result[f"{name}_evaluate_{metric}"] = np.asarray(value, "float64")
         for i, v in enumerate(model.get_weights()):

@@ -27,6 +27,9 @@ ROOT = WORKER.parent.parent
 #: Five global batches of 100: two executions of two steps, then one step alone,
 #: each replica's step an XLA program.
 EXAMPLES = ("--examples", "500")
+#: The same five batches with a static size: under a strategy, fit reads each
+#: execution's batches as one stack (keras_vae.training.stack_steps).
+FIXED_BATCHES = ("--fixed-batches",)
 TWO_STEPS = ("--compile", '{"steps_per_execution": 2, "jit_compile": true}')
 
 
@@ -95,6 +98,7 @@ def runs(tmp_path_factory):
             "--deterministic",
             *EXAMPLES,
             *TWO_STEPS,
+            *FIXED_BATCHES,
         ),
     }
     for proc in procs.values():
@@ -131,6 +135,8 @@ def test_two_mirrored_replicas_match_one_device(runs, model):
     assert bool(mirrored[f"{model}_jit_compile"])
     assert bool(mirrored[f"{model}_device_update"]) and bool(mirrored[f"{model}_update_sharded"])
     assert bool(mirrored[f"{model}_copies_equal"])
+    # Its batches (a static size) were read one stack of two steps per execution.
+    assert bool(mirrored[f"{model}_stacked"]) and not bool(single[f"{model}_stacked"])
 
 
 @pytest.mark.slow  # Two worker processes.
@@ -182,6 +188,7 @@ def test_multi_worker_matches_one_device_and_workers_agree(runs, tmp_path):
             "--deterministic",
             *EXAMPLES,
             *TWO_STEPS,
+            *FIXED_BATCHES,
             TF_CONFIG=distribute.tf_config(workers, i),
         )
         for i in range(2)
@@ -197,6 +204,7 @@ def test_multi_worker_matches_one_device_and_workers_agree(runs, tmp_path):
             np.testing.assert_allclose(result[f"{model}_evaluate_elbo"], single_elbo, rtol=1e-5)
         assert bool(results[0][f"{model}_device_update"]) and bool(results[0][f"{model}_copies_equal"])
         assert not bool(results[0][f"{model}_update_sharded"])  # the update reads the all-reduced sum
+        assert not bool(results[0][f"{model}_stacked"])  # each worker reads its shard a batch at a time
     assert int(results[0]["replicas"]) == 2
     # Each worker's replica draws its own noise.
     assert np.abs(results[0]["draws"][0] - results[1]["draws"][0]).min() > 1e-6
@@ -377,6 +385,82 @@ def test_one_iterator_per_fit_repeats_finite_datasets_only():
         kwargs = {}
         assert keras_vae.training.one_iterator_per_fit(data, kwargs, "validation_steps") == (data, None)
         assert kwargs == {}
+
+
+def test_stack_steps_groups_each_passes_batches():
+    x = np.arange(20 * 3, dtype="float32").reshape(20, 3)
+    y = np.arange(20)
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(4, drop_remainder=True)  # 5 batches
+    stacks = keras_vae.training.stack_steps(data, 2)
+    batches = list(data.as_numpy_iterator())
+    got = list(stacks.as_numpy_iterator())
+    # Per pass: two stacks of 2 steps, then the last step; the batch axis first.
+    assert [s[0].shape for s in got] == [(4, 2, 3), (4, 2, 3), (4, 1, 3)]
+    assert [s[1].shape for s in got] == [(4, 2), (4, 2), (4, 1)]
+    steps = [tuple(a[:, t] for a in s) for s in got for t in range(s[0].shape[1])]
+    assert len(steps) == len(batches) == 5
+    for (sx, sy), (bx, by) in zip(steps, batches):
+        np.testing.assert_array_equal(sx, bx)
+        np.testing.assert_array_equal(sy, by)
+    # A single tensor per element stays a single tensor.
+    single = keras_vae.training.stack_steps(tf.data.Dataset.from_tensor_slices(x).batch(5, drop_remainder=True), 3)
+    assert [s.shape for s in single.as_numpy_iterator()] == [(5, 3, 3), (5, 1, 3)]
+    # Not stacked: a batch size not fixed in the shape, one step per execution, unknown or
+    # infinite length, not a dataset, components of different batch sizes.
+    mixed = tf.data.Dataset.zip(
+        (tf.data.Dataset.from_tensor_slices(x).batch(4, drop_remainder=True),
+         tf.data.Dataset.from_tensor_slices(y).batch(2, drop_remainder=True))
+    )  # fmt: skip
+    for data_, steps_ in (
+        (tf.data.Dataset.from_tensor_slices(x).batch(4), 2),
+        (data, 1),
+        (data.filter(lambda a, b: True), 2),
+        (data.repeat(), 2),
+        (x, 2),
+        (mixed, 2),
+    ):
+        assert keras_vae.training.stack_steps(data_, steps_) is None
+
+
+def test_stack_steps_keeps_stacks_under_the_byte_limit(monkeypatch):
+    data = tf.data.Dataset.from_tensor_slices(np.zeros((8, 10), "float32")).batch(2, drop_remainder=True)
+    # 2 steps of 2 x 10 float32: 160 bytes.
+    monkeypatch.setattr(keras_vae.training, "MAX_STACKED_BYTES", 159)
+    assert keras_vae.training.stack_steps(data, 2) is None
+    monkeypatch.setattr(keras_vae.training, "MAX_STACKED_BYTES", 160)
+    assert keras_vae.training.stack_steps(data, 2) is not None
+
+
+def test_under_a_strategy_stacked_batches_train_as_one_batch_per_step(binary_digits):
+    """Batches of a static size are read one stack per execution (2, 2, then 1 step of each epoch's 5),
+    with the same weights and logs as one pull per step; labels ride along in the stacks."""
+    x = binary_digits[0][:500]
+    labels = np.arange(500) % 10
+    train = tf.data.Dataset.from_tensor_slices((x, labels)).batch(100, drop_remainder=True)
+    valid = tf.data.Dataset.from_tensor_slices(x[:300]).batch(100, drop_remainder=True)
+    original, results = keras_vae.training.stack_steps, {}
+    for stack in (True, False):
+        used = []
+
+        def spy(data, steps, stack=stack, used=used):
+            stacks = original(data, steps) if stack else None
+            used.append(stacks is not None)
+            return stacks
+
+        with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
+            model = keras_vae.VAE(64, latent_dim=2, hidden_dims=(8,), seed=0)
+            model.compile(keras.optimizers.Adam(1e-2), steps_per_execution=2, jit_compile=False)
+        with mock.patch.object(keras_vae.training, "stack_steps", spy):
+            history = model.fit(train, epochs=3, validation_data=valid, verbose=0)
+        assert used == [stack]
+        assert int(model.optimizer.iterations.numpy()) == 15
+        results[stack] = (model.get_weights(), history.history)
+    (w_stacked, h_stacked), (w_steps, h_steps) = results[True], results[False]
+    for a, b in zip(w_stacked, w_steps):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert set(h_stacked) == set(h_steps)
+    for name in h_steps:
+        np.testing.assert_allclose(h_stacked[name], h_steps[name], rtol=1e-6, err_msg=name)
 
 
 def test_under_a_strategy_fit_keeps_one_iterator_and_runs_each_epoch_exactly(binary_digits):
