@@ -180,7 +180,8 @@ def stack_steps(data, steps):
     if not isinstance(data, tf.data.Dataset) or int(steps) < 2 or int(data.cardinality()) <= 0:
         return None
     specs = tf.nest.flatten(data.element_spec)
-    if not specs or not all(isinstance(s, tf.TensorSpec) and s.shape.is_fully_defined() and s.shape.rank for s in specs):
+    fixed = [isinstance(s, tf.TensorSpec) and s.shape.is_fully_defined() and s.shape.rank for s in specs]
+    if not specs or not all(fixed):
         return None
     if len({int(s.shape[0]) for s in specs}) != 1:
         return None
