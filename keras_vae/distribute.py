@@ -40,11 +40,12 @@ def split_cpu(n, intra_op_threads="auto"):
     single op, such as an XLA program's matrix product, splits its work
     over). By default each device gets its share of the host's cores:
     the pool is set to ``max(1, cores // n)`` threads, so the replicas'
-    programs run side by side on their own cores instead of both trying to
-    spread over every core (on two cores with two devices that took the
-    mirrored step of the 784-200-200-[50] VAE from about 5.4 to 3.8 ms,
-    ``benchmarks/distributed_step.py``). The setting holds for the whole
-    process, single-device work included.
+    matrix products do not each split over every core while the replicas'
+    programs already run side by side (on the inter-op threads, which also
+    run a program's independent parts at once); on two cores with two devices
+    that took the mirrored step of the 784-200-200-[50] VAE from about 5.4 to
+    3.8 ms (``benchmarks/distributed_step.py``). The setting holds for the
+    whole process, single-device work included.
 
     Args:
         n: int >= 1, the number of logical CPU devices.
