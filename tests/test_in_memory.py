@@ -112,7 +112,7 @@ def test_fit_on_the_pipeline_trains_as_the_fused_loop_on_the_same_batches(binary
 
 
 @pytest.mark.parametrize("n", [224, 250], ids=["full_batches", "smaller_last_batch"])
-def test_fit_on_a_numpy_array_trains_in_memory_as_on_the_same_batches_through_tf_data(binary_digits, n, monkeypatch):
+def test_fit_on_a_numpy_array_trains_in_memory_as_on_the_same_batches_through_tf_data(binary_digits, n):
     """Unshuffled, a numpy array and a dataset of its batches give the same weights; shuffled, a new order per epoch."""
     x = binary_digits[0][:n]
     results = []
@@ -129,7 +129,12 @@ def test_fit_on_a_numpy_array_trains_in_memory_as_on_the_same_batches_through_tf
     for a, b in zip(fed.get_weights(), piped.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(h_fed["elbo"], h_piped["elbo"], rtol=1e-5)
-    # Shuffled (Keras's default): reproducible under one seed, another order under another.
+
+
+def test_fit_on_a_numpy_array_shuffles_each_epoch_and_batches_as_keras(binary_digits, monkeypatch):
+    """Shuffled (Keras's default): reproducible under one seed, another order under another."""
+    n = 250
+    x = binary_digits[0][:n]
     weights = []
     for seed in (1, 1, 2):
         keras.utils.set_random_seed(seed)
