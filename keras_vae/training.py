@@ -154,8 +154,8 @@ def stack_steps(data, steps):
     then pulls one element from the distributed iterator instead of one per
     step: each replica's share of every batch arrives at once, and step
     ``t`` reads ``[:, t]`` of it. On two CPU devices the per-step pulls cost
-    about 0.3 ms of a 4 ms step of the 784-200-200-[50] VAE
-    (``benchmarks/distributed_step.py``). The stacks follow each pass over
+    0.2-0.4 ms of a 4 ms step of the 784-200-200-[50] VAE
+    (``benchmarks/distributed_step.py`` and one-process comparisons). The stacks follow each pass over
     ``data``: ``batches // steps`` full ones, then the rest.
 
     Args:
