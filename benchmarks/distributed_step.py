@@ -36,9 +36,10 @@ Each row trains ``--repeats`` fit calls of ``--epochs-per-fit`` epochs of
 ``--steps`` steps; before each call the benchmark waits until both of its
 processes are idle (``wait_until_idle``). Printed per row: milliseconds per
 global step (median over the epochs after the first of each call, timed from
-the epoch's start to its end), examples/s overall and per replica, the ratio to the faster one-device
-row, the time of a fit call outside its epochs (starting and ending it), the
-first fit's time (tracing and compilation) and the final training ELBO;
+the epoch's start to its end), examples/s overall and per replica, the ratio
+to the faster one-device row, the time of a fit call outside its epochs
+(starting and ending it), the first fit's time (tracing and compilation) and
+the final training ELBO;
 then the machine's float32 matrix-multiply peak before and after the timed
 fits (in the reference process, every core), as a shared machine's speed
 varies. Run::

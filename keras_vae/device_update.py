@@ -29,9 +29,9 @@ for the 784-200-200-[50] VAE took 3.29 ms instead of 3.85, and whole
 training steps 4.88 ms instead of 5.43 and 3.87 instead of 3.99 in two runs
 of ``benchmarks/distributed_step.py`` (whose row with every device updating
 every variable gives the second figures); four later runs gave 4.26 and
-4.28, 3.80 and 3.87, 4.41 and 4.34, 3.19 and 3.25 ms, within their noise. Each device still
-waits for the others twice a step: for their gradients, then for their new
-weights.
+4.28, 3.80 and 3.87, 4.41 and 4.34, 3.19 and 3.25 ms, within their noise.
+Each device still waits for the others twice a step: for their gradients,
+then for their new weights.
 """
 
 import numpy as np

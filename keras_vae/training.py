@@ -155,8 +155,9 @@ def stack_steps(data, steps):
     step: each replica's share of every batch arrives at once, and step
     ``t`` reads ``[:, t]`` of it. On two CPU devices the per-step pulls cost
     0.2-0.4 ms of a 4 ms step of the 784-200-200-[50] VAE
-    (``benchmarks/distributed_step.py`` and one-process comparisons). The stacks follow each pass over
-    ``data``: ``batches // steps`` full ones, then the rest.
+    (``benchmarks/distributed_step.py`` and one-process comparisons). The
+    stacks follow each pass over ``data``: ``batches // steps`` full ones,
+    then the rest.
 
     Args:
         data: ``fit``'s ``x``.
@@ -502,9 +503,9 @@ class Trainer:
         fewer (where every batch is known to exist, from a repeated dataset
         within its epoch, the steps run without a condition each; where
         ``fit`` stacked the batches, ``stack_steps``, one pull brings all of
-        a call's batches). Pulling
-        the batches in Python instead cost about a millisecond per step on
-        two CPU devices, and its hand-offs between Python and
+        a call's batches). Pulling the batches in Python instead cost about
+        a millisecond per step on two CPU devices, and its hand-offs between
+        Python and
         TensorFlow's threads made whole epochs several times slower at
         random. The steps are unrolled in the graph, not looped: the
         gradient all-reduce is a cross-replica call, which cannot sit in the
@@ -781,7 +782,7 @@ class Trainer:
                 stacks = stack_steps(x, n)
             x, repeated["train"] = one_iterator_per_fit(x, kwargs, "steps_per_epoch")
             if stacks is not None and (repeated["train"] or 0) >= n:
-                x, stacked["train"] = stacks.repeat(), n
+                x, stacked["train"] = stacks.repeat(), True
             validation_data, repeated["test"] = one_iterator_per_fit(validation_data, kwargs, "validation_steps")
         # Read by the distributed functions (not tracked by Keras).
         self.__dict__["_repeated_epoch_steps"] = repeated

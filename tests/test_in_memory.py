@@ -113,7 +113,7 @@ def test_fit_on_the_pipeline_trains_as_the_fused_loop_on_the_same_batches(binary
 
 @pytest.mark.parametrize("n", [224, 250], ids=["full_batches", "smaller_last_batch"])
 def test_fit_on_a_numpy_array_trains_in_memory_as_on_the_same_batches_through_tf_data(binary_digits, n):
-    """Unshuffled, a numpy array and a dataset of its batches give the same weights; shuffled, a new order per epoch."""
+    """Unshuffled, a numpy array and a dataset of its batches give the same weights and logs."""
     x = binary_digits[0][:n]
     results = []
     batches = tf.data.Dataset.from_tensor_slices(x).batch(32)
@@ -132,7 +132,8 @@ def test_fit_on_a_numpy_array_trains_in_memory_as_on_the_same_batches_through_tf
 
 
 def test_fit_on_a_numpy_array_shuffles_each_epoch_and_batches_as_keras(binary_digits, monkeypatch):
-    """Shuffled (Keras's default): reproducible under one seed, another order under another."""
+    """Shuffled (Keras's default): reproducible under one seed, another order under another; Keras's
+    batch sizes for training and validation; what is left to Keras's own loop."""
     n = 250
     x = binary_digits[0][:n]
     weights = []
