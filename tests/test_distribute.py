@@ -10,6 +10,8 @@ import os
 import pathlib
 import subprocess
 import sys
+import threading
+import weakref
 from unittest import mock
 
 import keras
@@ -488,6 +490,41 @@ def test_under_a_strategy_fit_keeps_one_iterator_and_runs_each_epoch_exactly(bin
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     for name in ("loss", "val_elbo"):
         np.testing.assert_allclose(h_repeat[name], h_keras[name], rtol=1e-5)
+
+
+def test_under_a_strategy_fit_and_evaluate_leave_their_iterators_to_a_release_thread(binary_digits):
+    """Deleting a distributed iterator can wait seconds for tf.data's autotuning threads: fit and
+    evaluate hand the iterators they read to a thread that drops them, and return.
+
+    fit with validation releases its training and validation iterators once, when it ends (not
+    after each validation pass); evaluate releases its own. Each iterator is deleted in the release
+    thread (a weak reference's callback records where), so nothing else kept it alive.
+    """
+    x = binary_digits[0][:300]
+    train = tf.data.Dataset.from_tensor_slices(x).batch(100)
+    valid = tf.data.Dataset.from_tensor_slices(x[:200]).batch(100)
+    with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
+        model = keras_vae.VAE(64, latent_dim=2, hidden_dims=(8,), seed=0)
+        model.compile(keras.optimizers.Adam(1e-2), steps_per_execution=2, jit_compile=False)
+    release = keras_vae.training.release_in_background
+    calls, deleted_in = [], []
+
+    def spy(objects):
+        calls.append([weakref.ref(o, lambda _: deleted_in.append(threading.current_thread().name)) for o in objects])
+        thread = release(objects)
+        calls[-1].append(thread)
+        return thread
+
+    with mock.patch.object(keras_vae.training, "release_in_background", spy):
+        model.fit(train, epochs=2, validation_data=valid, verbose=0)
+        assert len(calls) == 1 and len(calls[0]) == 3  # the training and validation iterators
+        model.evaluate(valid, verbose=0)
+        assert len(calls) == 2 and len(calls[1]) == 2
+    for *refs, thread in calls:
+        thread.join(60)
+        assert not thread.is_alive()
+        assert all(ref() is None for ref in refs)
+    assert deleted_in == ["keras-vae-release"] * 3
 
 
 def test_explicit_compile_settings_are_kept(tmp_path, binary_digits):
