@@ -126,7 +126,9 @@ def one_iterator_per_fit(data, kwargs, steps_key):
     the whole ``fit``; each epoch still reads every batch of one pass over
     ``data`` in that pass's order (a dataset that reshuffles each iteration
     reshuffles each pass), and the last execution of an epoch runs only the
-    epoch's remaining steps (``Trainer._distributed_function``).
+    epoch's remaining steps (``Trainer._distributed_function``). That one
+    iterator is deleted in another thread when ``fit`` returns
+    (``release_in_background``).
 
     Args:
         data: ``fit``'s ``x`` or ``validation_data``.
