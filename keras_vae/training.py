@@ -647,9 +647,13 @@ class Trainer:
 
         def function(iterator):
             if not eager and isinstance(iterator, (tf.data.Iterator, tf.distribute.DistributedIterator)):
-                # Held until fit or evaluate returns, then deleted in another thread
-                # (`release_in_background`).
-                self.__dict__.setdefault("_held_iterators", {})[kind] = iterator
+                # Held until fit or evaluate returns, or until a new iterator replaces it
+                # (Keras's one per epoch, for a dataset of unknown length), then deleted in
+                # another thread (`release_in_background`).
+                held = self.__dict__.setdefault("_held_iterators", {})
+                if held.get(kind) is not None and held[kind] is not iterator:
+                    release_in_background([held.pop(kind)])
+                held[kind] = iterator
                 infinite, limit = _keras_compat.iterator_is_infinite(iterator), steps_left(iterator)
                 if infinite and self.__dict__.get("_stacked_steps", {}).get(kind):
                     # The stacks follow the epochs: this one holds exactly `limit` steps.

@@ -492,13 +492,15 @@ def test_under_a_strategy_fit_keeps_one_iterator_and_runs_each_epoch_exactly(bin
         np.testing.assert_allclose(h_repeat[name], h_keras[name], rtol=1e-5)
 
 
+@pytest.mark.filterwarnings("ignore:Your input ran out of data")  # Keras, on the dataset of unknown length.
 def test_under_a_strategy_fit_and_evaluate_leave_their_iterators_to_a_release_thread(binary_digits):
     """Deleting a distributed iterator can wait seconds for tf.data's autotuning threads: fit and
     evaluate hand the iterators they read to a thread that drops them, and return.
 
-    fit with validation releases its training and validation iterators once, when it ends (not
-    after each validation pass); evaluate releases its own. Each iterator is deleted in the release
-    thread (a weak reference's callback records where), so nothing else kept it alive.
+    An iterator is released when the next one of its kind replaces it (Keras's new one for each
+    validation pass, and for each epoch of a dataset of unknown length) and when fit or evaluate
+    ends. Each is deleted in the release thread (a weak reference's callback records where), so
+    nothing else kept it alive.
     """
     x = binary_digits[0][:300]
     train = tf.data.Dataset.from_tensor_slices(x).batch(100)
@@ -515,16 +517,25 @@ def test_under_a_strategy_fit_and_evaluate_leave_their_iterators_to_a_release_th
         calls[-1].append(thread)
         return thread
 
+    def released():
+        return [len(call) - 1 for call in calls]
+
     with mock.patch.object(keras_vae.training, "release_in_background", spy):
         model.fit(train, epochs=2, validation_data=valid, verbose=0)
-        assert len(calls) == 1 and len(calls[0]) == 3  # the training and validation iterators
+        # Keras reads each validation pass through a new iterator: the first is released when the
+        # second replaces it; the training iterator and the last validation one when fit ends.
+        assert released() == [1, 2]
         model.evaluate(valid, verbose=0)
-        assert len(calls) == 2 and len(calls[1]) == 2
+        assert released() == [1, 2, 1]
+        # A dataset of unknown length: Keras's new iterator every epoch replaces the last one,
+        # which is released then (epochs 2 and 3), and the last one when fit ends.
+        model.fit(train.filter(lambda batch: True), epochs=3, verbose=0)
+        assert released() == [1, 2, 1, 1, 1, 1]
     for *refs, thread in calls:
         thread.join(60)
         assert not thread.is_alive()
         assert all(ref() is None for ref in refs)
-    assert deleted_in == ["keras-vae-release"] * 3
+    assert deleted_in == ["keras-vae-release"] * 7
 
 
 def test_explicit_compile_settings_are_kept(tmp_path, binary_digits):
