@@ -492,6 +492,7 @@ def test_under_a_strategy_fit_keeps_one_iterator_and_runs_each_epoch_exactly(bin
         np.testing.assert_allclose(h_repeat[name], h_keras[name], rtol=1e-5)
 
 
+@pytest.mark.slow  # Five fit/evaluate calls under a strategy, each traced anew (16 s).
 @pytest.mark.filterwarnings("ignore:Your input ran out of data")  # Keras, on the dataset of unknown length.
 def test_under_a_strategy_fit_and_evaluate_leave_their_iterators_to_a_release_thread(binary_digits):
     """Deleting a distributed iterator can wait seconds for tf.data's autotuning threads: fit and
