@@ -128,7 +128,10 @@ def one_iterator_per_fit(data, kwargs, steps_key):
     reshuffles each pass), and the last execution of an epoch runs only the
     epoch's remaining steps (``Trainer._distributed_function``). That one
     iterator is deleted in another thread when ``fit`` returns
-    (``release_in_background``).
+    (``release_in_background``). Validation still starts a new iterator
+    every pass (Keras resets its evaluation iterator each time); the
+    repeated dataset gives each pass its length, and each iterator a new
+    one replaces is deleted in that thread too.
 
     Args:
         data: ``fit``'s ``x`` or ``validation_data``.
@@ -534,9 +537,8 @@ class Trainer:
         ``fit`` stacked the batches, ``stack_steps``, one pull brings all of
         a call's batches). Pulling the batches in Python instead cost about
         a millisecond per step on two CPU devices, and its hand-offs between
-        Python and
-        TensorFlow's threads made whole epochs several times slower at
-        random. The steps are unrolled in the graph, not looped: the
+        Python and TensorFlow's threads made whole epochs several times
+        slower at random. The steps are unrolled in the graph, not looped: the
         gradient all-reduce is a cross-replica call, which cannot sit in the
         body of a graph loop (why Keras's own multi-step loop fails under
         strategies, keras-team/keras issue 19246).
