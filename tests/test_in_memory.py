@@ -136,14 +136,23 @@ def test_fit_on_a_numpy_array_shuffles_each_epoch_and_batches_as_keras(binary_di
     batch sizes for training and validation; what is left to Keras's own loop."""
     n = 250
     x = binary_digits[0][:n]
-    weights = []
+    model = keras_vae.VAE(64, latent_dim=4, hidden_dims=(16,), seed=0)
+    model.compile(keras.optimizers.Adam(1e-2), jit_compile=True, steps_per_execution=3)
+    model.build((None, 64))
+    model.optimizer.build(model.trainable_variables)
+    # One model (one compiled program: the order's seed is an input), reset before each fit.
+    state = model.variables + model.optimizer.variables
+    initial = [v.numpy() for v in state]
+    weights, traces = [], []
     for seed in (1, 1, 2):
+        for v, value in zip(state, initial):
+            v.assign(value)
         keras.utils.set_random_seed(seed)
-        model = keras_vae.VAE(64, latent_dim=4, hidden_dims=(16,), seed=0)
-        model.compile(keras.optimizers.Adam(1e-2), jit_compile=True, steps_per_execution=3)
         model.fit(x, epochs=2, batch_size=32, verbose=0)
         assert int(model.optimizer.iterations) == 2 * -(-n // 32) and "_in_memory_programs" in model.__dict__
         weights.append(model.get_weights()[0])
+        traces.append(model._in_memory_programs["run"].experimental_get_tracing_count())
+    assert traces[0] == traces[-1]  # a new seed, the same program
     np.testing.assert_array_equal(weights[0], weights[1])
     assert np.abs(weights[0] - weights[2]).max() > 1e-3
     # Keras's batching and order: batches of batch_size (32 by default), a fresh order every epoch.
