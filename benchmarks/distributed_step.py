@@ -39,10 +39,14 @@ global step (median over the epochs after the first of each call, timed from
 the epoch's start to its end), examples/s overall and per replica, the ratio
 to the faster one-device row, the time of a fit call outside its epochs
 (starting and ending it), the first fit's time (tracing and compilation) and
-the final training ELBO;
-then the machine's float32 matrix-multiply peak before and after the timed
-fits (in the reference process, every core), as a shared machine's speed
-varies. Run::
+the final training ELBO; then, for each mirrored row, its calls against the
+one-device calls of the same rounds (each call's median over the same
+round's one-device median: the two are seconds apart, so a slow spell of
+the machine more often falls on both sides of a ratio; median and quartiles
+over the rounds); then the machine's float32 matrix-multiply peak before
+and after the timed fits (in the reference process, every core), as a
+shared machine's speed varies. ``--rows`` times some of the rows only (``reference,defaults`` compares
+the mirrored defaults with the one-device reference, round after round). Run::
 
     KERAS_VAE_MNIST_PATH=mnist.npz python benchmarks/distributed_step.py --json benchmarks/results/distributed_step.json
 """
@@ -65,6 +69,12 @@ UNSHARDED = "mirrored, defaults, every device updates every variable"
 #: The row whose batches have no fixed size in the dataset's shape (one pull per step).
 PER_STEP_PULLS = "mirrored, defaults, batches of unknown size (a pull per step)"
 
+#: ``--rows`` keys, in the order the rows are timed.
+ROW_KEYS = (
+    "reference", "one-device", "defaults", "unsharded", "per-step-pulls", "keras-iterators", "xla",
+    "keras-update", "no-xla",
+)  # fmt: skip
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -85,9 +95,24 @@ def parse_args(argv=None):
         "--no-reference-process", action="store_true",
         help="skip the one-device row trained in a process of its own",
     )  # fmt: skip
+    parser.add_argument(
+        "--rows", default=",".join(ROW_KEYS),
+        help="comma-separated rows to time, of: " + ", ".join(ROW_KEYS) + " (default: all)",
+    )  # fmt: skip
     parser.add_argument("--serve-one-device", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--json", default=None, help="also write the results here")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.rows = [key.strip() for key in args.rows.split(",") if key.strip()]
+    unknown = sorted(set(args.rows) - set(ROW_KEYS))
+    if unknown or not args.rows:
+        parser.error(f"--rows: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(ROW_KEYS)}")
+    if args.epochs_per_fit < 2:
+        parser.error("--epochs-per-fit must be at least 2 (the first epoch of each call is not timed)")
+    if args.no_reference_process and "reference" in args.rows:
+        args.rows.remove("reference")
+    if not any(key in args.rows for key in ("reference", "one-device")):
+        parser.error("--rows needs a one-device row (reference or one-device) to compare with")
+    return args
 
 
 def training_data(args, fixed_size=True):
@@ -259,27 +284,36 @@ def main(argv=None):
     import tensorflow as tf
 
     # The reference process gets the same arguments (it writes no JSON).
-    reference = None if args.no_reference_process else ReferenceProcess(argv)
+    reference = ReferenceProcess(argv) if "reference" in args.rows else None
     data, unknown_size = training_data(args), training_data(args, fixed_size=False)
     strategy = distribute.get_strategy("mirrored")
     spe = args.steps_per_execution if args.steps_per_execution == "auto" else int(args.steps_per_execution)
     mirrored = strategy.scope
-    rows = {
-        "one device": build(args),
-        "mirrored, defaults": build(args, mirrored(), steps_per_execution=spe),
-        UNSHARDED: build(args, mirrored(), update="unsharded", steps_per_execution=spe),
-        PER_STEP_PULLS: build(args, mirrored(), steps_per_execution=spe),
-        KERAS_ITERATORS: build(args, mirrored(), steps_per_execution=spe),
-        f"mirrored, XLA, {args.xla_steps} steps per call": build(
-            args, mirrored(), jit_compile=True, steps_per_execution=args.xla_steps
+    builders = {
+        "reference": (ONE_DEVICE_OWN_PROCESS, lambda: reference),
+        "one-device": ("one device", lambda: build(args)),
+        "defaults": ("mirrored, defaults", lambda: build(args, mirrored(), steps_per_execution=spe)),
+        "unsharded": (UNSHARDED, lambda: build(args, mirrored(), update="unsharded", steps_per_execution=spe)),
+        "per-step-pulls": (PER_STEP_PULLS, lambda: build(args, mirrored(), steps_per_execution=spe)),
+        "keras-iterators": (KERAS_ITERATORS, lambda: build(args, mirrored(), steps_per_execution=spe)),
+        "xla": (
+            f"mirrored, XLA, {args.xla_steps} steps per call",
+            lambda: build(args, mirrored(), jit_compile=True, steps_per_execution=args.xla_steps),
         ),
-        f"mirrored, XLA, {args.xla_steps} steps per call, Keras's optimizer update": build(
-            args, mirrored(), update="keras", jit_compile=True, steps_per_execution=args.xla_steps
+        "keras-update": (
+            f"mirrored, XLA, {args.xla_steps} steps per call, Keras's optimizer update",
+            lambda: build(args, mirrored(), update="keras", jit_compile=True, steps_per_execution=args.xla_steps),
         ),
-        "mirrored, no XLA, 1 step per call": build(args, mirrored(), jit_compile=False, steps_per_execution=1),
+        "no-xla": (
+            "mirrored, no XLA, 1 step per call",
+            lambda: build(args, mirrored(), jit_compile=False, steps_per_execution=1),
+        ),
     }
-    if reference is not None:
-        rows = {ONE_DEVICE_OWN_PROCESS: reference, **rows}
+    rows = {}
+    for key in ROW_KEYS:
+        if key in args.rows:
+            name, make = builders[key]
+            rows[name] = make()
     print(
         f"{args.preset}, global batch {args.batch_size}, {args.steps} steps per epoch, "
         f"{strategy.num_replicas_in_sync} replicas on {os.cpu_count()} CPUs, "
@@ -303,10 +337,12 @@ def main(argv=None):
         first[name], _, _ = fit(name, 1)
         print(f"  {name}: first epoch (tracing, compilation) {first[name]:.1f} s "
               f"[jit_compile={model.jit_compile}, steps_per_execution={model.steps_per_execution}]", flush=True)
+    calls = {name: [] for name in rows}  # Each call's median, round by round.
     for _ in range(args.repeats):
         for name in rows:
             seconds, epochs, elbo[name] = fit(name, args.epochs_per_fit)
             times[name] += epochs[1:]
+            calls[name].append(statistics.median(epochs[1:]))
             outside[name].append(seconds - sum(epochs) * args.steps / 1000)
     if reference is not None:
         peaks.append(reference.peak_gflops())
@@ -337,6 +373,19 @@ def main(argv=None):
                                 "fit_seconds_outside_epochs": outside[name],
                                 "jit_compile": bool(rows[name].jit_compile),
                                 "steps_per_execution": str(rows[name].steps_per_execution)}  # fmt: skip
+    # Each mirrored call against the one-device call of the same round (seconds apart, where
+    # the medians above compare rows over the whole run): the machine's slow spells, which
+    # last seconds, then fall on both sides of a ratio more often.
+    paired_to = ONE_DEVICE_OWN_PROCESS if ONE_DEVICE_OWN_PROCESS in rows else "one device"
+    print(f"\nEach round's call against the same round's {paired_to!r} call (ratios of their medians):")
+    for name in rows:
+        if name.startswith("one device"):
+            continue
+        ratios = [a / b for a, b in zip(calls[name], calls[paired_to])]
+        quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+        print(f"  {name}: median {statistics.median(ratios):.2f}x, quartiles {quartiles[0]:.2f}-{quartiles[2]:.2f}x, "
+              f"rounds {', '.join(f'{r:.2f}' for r in ratios)}")
+        report["rows"][name]["paired_vs_one_device"] = {"to": paired_to, "ratios": ratios}
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)

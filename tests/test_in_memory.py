@@ -89,7 +89,15 @@ def test_dynamic_binarisation_draws_bernoulli_of_the_intensities_afresh_each_epo
     assert 0.3 < (first != second).mean() < 0.6  # independent draws: 2 p (1 - p) on average, 0.34 here
 
 
-@pytest.mark.parametrize("n", [224, 250], ids=["full_batches", "smaller_last_batch"])
+#: Examples per test: whole batches only (no program for a smaller last batch; with the
+#: slow tests), or a smaller last batch.
+BATCH_COUNTS = [
+    pytest.param(224, marks=pytest.mark.slow, id="full_batches"),
+    pytest.param(250, id="smaller_last_batch"),
+]
+
+
+@pytest.mark.parametrize("n", BATCH_COUNTS)
 def test_fit_on_the_pipeline_trains_as_the_fused_loop_on_the_same_batches(binary_digits, n):
     """Without shuffling or dynamic draws both paths see the same batches: the same weights after 2 epochs."""
     x = binary_digits[0][:n]
@@ -111,7 +119,7 @@ def test_fit_on_the_pipeline_trains_as_the_fused_loop_on_the_same_batches(binary
         np.testing.assert_allclose(h_fed[name], h_piped[name], rtol=1e-5)
 
 
-@pytest.mark.parametrize("n", [224, 250], ids=["full_batches", "smaller_last_batch"])
+@pytest.mark.parametrize("n", BATCH_COUNTS)
 def test_fit_on_a_numpy_array_trains_in_memory_as_on_the_same_batches_through_tf_data(binary_digits, n):
     """Unshuffled, a numpy array and a dataset of its batches give the same weights and logs."""
     x = binary_digits[0][:n]
