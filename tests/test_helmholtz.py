@@ -43,12 +43,9 @@ class TestHelmholtzMachine(ModelTestBase):
         self.run_serialization_test(_make(name))
 
     @pytest.mark.parametrize("name", sorted(CONFIGS))
-    def test_save_load(self, name, binary_digits, tmp_path):
-        self.run_save_load_test(_make(name), binary_digits[0][:96], tmp_path)
-
-    @pytest.mark.parametrize("name", sorted(CONFIGS))
-    def test_fit_predict(self, name, binary_digits):
-        history = self.run_fit_predict_test(_make(name), binary_digits[0][:96], epochs=1)
+    def test_fit_predict_save_load(self, name, binary_digits, tmp_path):
+        model, x = _make(name), binary_digits[0][:96]
+        history = self.run_fit_predict_test(model, x, epochs=1)
         expected = {
             "elbo_gaussian": set(),
             "elbo_kl_warmup": {"kl_weight"},
@@ -59,6 +56,7 @@ class TestHelmholtzMachine(ModelTestBase):
             "rws_mixed_families_no_sleep": {"wake_p_loss", "wake_q_loss"},
         }[name]
         assert set(history.history) == {"loss", "elbo", "reconstruction", "kl"} | expected
+        self.run_save_load_test(model, x, tmp_path)
 
     def test_custom_networks_round_trip(self, binary_digits, tmp_path):
         mlp = keras_vae.networks.mlp

@@ -56,14 +56,10 @@ class TestVAE(ModelTestBase):
         self.run_serialization_test(_make(CONFIGS[name]))
 
     @pytest.mark.parametrize("name", sorted(CONFIGS))
-    def test_save_load(self, name, digits, tmp_path):
-        x = _data(CONFIGS[name], digits[0][:96])
-        self.run_save_load_test(_make(CONFIGS[name]), x, tmp_path)
-
-    @pytest.mark.parametrize("name", sorted(CONFIGS))
-    def test_fit_predict(self, name, digits):
-        x = _data(CONFIGS[name], digits[0][:96])
-        self.run_fit_predict_test(_make(CONFIGS[name]), x, epochs=1)
+    def test_fit_predict_save_load(self, name, digits, tmp_path):
+        model, x = _make(CONFIGS[name]), _data(CONFIGS[name], digits[0][:96])
+        self.run_fit_predict_test(model, x, epochs=1)
+        self.run_save_load_test(model, x, tmp_path)
 
     def test_fit_raises_test_elbo(self, binary_digits):
         train, test = binary_digits
