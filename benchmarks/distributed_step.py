@@ -41,9 +41,9 @@ to the faster one-device row, the time of a fit call outside its epochs
 (starting and ending it), the first fit's time (tracing and compilation) and
 the final training ELBO; then, for each mirrored row, its calls against the
 one-device calls of the same rounds (each call's median over the same
-round's one-device median: the two are seconds apart, so a slow spell of
-the machine more often falls on both sides of a ratio; median and quartiles
-over the rounds); then the machine's float32 matrix-multiply peak before
+round's one-device median: the two are seconds apart, so that a slow spell
+of the machine, which lasts seconds, tends to fall on both sides of a ratio;
+median and quartiles over the rounds); then the machine's float32 matrix-multiply peak before
 and after the timed fits (in the reference process, every core), as a
 shared machine's speed varies. ``--rows`` times some of the rows only (``reference,defaults`` compares
 the mirrored defaults with the one-device reference, round after round). Run::
@@ -374,8 +374,8 @@ def main(argv=None):
                                 "jit_compile": bool(rows[name].jit_compile),
                                 "steps_per_execution": str(rows[name].steps_per_execution)}  # fmt: skip
     # Each mirrored call against the one-device call of the same round (seconds apart, where
-    # the medians above compare rows over the whole run): the machine's slow spells, which
-    # last seconds, then fall on both sides of a ratio more often.
+    # the medians above compare rows over the whole run), so that a slow spell of the machine
+    # tends to fall on both sides of a ratio.
     paired_to = ONE_DEVICE_OWN_PROCESS if ONE_DEVICE_OWN_PROCESS in rows else "one device"
     print(f"\nEach round's call against the same round's {paired_to!r} call (ratios of their medians):")
     for name in rows:
